@@ -1,0 +1,153 @@
+"""The ``ledbelly`` command: parses options, loads configuration, calls the library.
+
+Library errors become one clear line with a hint and a named exit code.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from collections.abc import Callable, Iterator
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ledbelly.db import resolve_url, safe_url
+from ledbelly.errors import ConfigError, LedbellyError, SchemaError, TransientError
+from ledbelly.message import Message
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CONFIG = 2
+EXIT_DATABASE = 3
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reports_errors(func: F) -> F:
+    """Turn library errors into one line on stderr and a named exit code."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except TransientError as exc:
+            click.echo(f"error: database unavailable: {exc}\n"
+                       "hint: check that the server is up and the URL (--db) is right; "
+                       "nothing partial was committed", err=True)
+            sys.exit(EXIT_DATABASE)
+        except (ConfigError, SchemaError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_CONFIG)
+        except LedbellyError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+
+    return wrapper  # type: ignore[return-value]
+
+
+db_option = click.option("--db", "db_url", metavar="URL",
+                         help="SQLAlchemy URL (else $LEDBELLY_DATABASE_URL, "
+                              "cfg/database.yml, sqlite:///ledbelly.db).")
+log_dir_option = click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path),
+                              default=Path("log"), show_default=True,
+                              help="Where truncation, undefined-field, error and recovery "
+                                   "logs go.")
+create_option = click.option("--create-missing/--no-create-missing", default=None,
+                             help="Create missing tables (default: only on SQLite).")
+schemas_option = click.option("--schemas", "schema_dir",
+                              type=click.Path(file_okay=False, exists=True, path_type=Path),
+                              help="Schema directory (default ./schemas).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ledbelly")
+def main() -> None:
+    """ledbelly: Canvas Live Events from SQS into your SQL database."""
+
+
+@main.command()
+@db_option
+@log_dir_option
+@create_option
+@schemas_option
+@click.option("--batch-size", default=500, show_default=True, help="Messages per transaction.")
+@click.option("--no-live-stream", is_flag=True, help="Do not fill the live_stream table.")
+@click.argument("paths", nargs=-1, required=True)
+@reports_errors
+def ingest(db_url: str | None, log_dir: Path, create_missing: bool | None,
+           schema_dir: Path | None, batch_size: int, no_live_stream: bool,
+           paths: tuple[str, ...]) -> None:
+    """Load events from files (.json, .jsonl, .ndjson) or - (stdin) into the database.
+
+    Example: ledbelly simulate -n 1000 | ledbelly ingest -
+    """
+    from ledbelly.pipeline import Pipeline, PipelineSettings, ingest as run_ingest
+    from ledbelly.sources.files import read_path
+
+    for p in paths:
+        if p != "-" and not Path(p).is_file():
+            raise ConfigError(f"no such file: {p}")
+    url = resolve_url(db_url)
+    settings = PipelineSettings(url=url, log_dir=log_dir, schema_dir=schema_dir,
+                                create_missing=create_missing, batch_size=batch_size,
+                                live_stream=not no_live_stream)
+    pipeline = Pipeline(settings)
+    try:
+        missing = pipeline.prepare()
+        if missing:
+            click.echo(f"note: {len(missing)} event tables are missing in {safe_url(url)}; "
+                       "their events are stored in ledbelly_unknown_events "
+                       "(create them with --create-missing)", err=True)
+        messages: Iterator[Message] = itertools.chain.from_iterable(read_path(p) for p in paths)
+        stats = _ingest_with_progress(pipeline, messages, paths, run_ingest)
+    finally:
+        pipeline.close()
+    click.echo(
+        f"messages {stats.messages}: rows canvas {stats.rows['canvas']}, "
+        f"caliper {stats.rows['caliper']}; unknown {stats.unknown}; "
+        f"dead letters {stats.dead_letters}; duplicates skipped {stats.duplicates}; "
+        f"truncations {stats.truncations}; undefined fields {stats.undefined}")
+    if stats.dead_letters:
+        click.echo(f"dead letters are in ledbelly_dead_letters and {log_dir}/sql-errors.log; "
+                   f"replay with: ledbelly ingest {log_dir}/sql-recovery.jsonl", err=True)
+
+
+def _ingest_with_progress(pipeline: Any, messages: Iterator[Message], paths: tuple[str, ...],
+                          run: Callable[..., Any]) -> Any:
+    if not sys.stderr.isatty() or paths == ("-",):
+        return run(pipeline, messages)
+    with click.progressbar(length=None, label="ingesting", file=sys.stderr,
+                           show_pos=True) as bar:  # type: ignore[var-annotated]
+        return run(pipeline, messages, progress=bar.update)
+
+
+@main.command()
+@click.option("-n", "count", default=1000, show_default=True, help="How many messages.")
+@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same output).")
+@click.option("--format", "fmt", type=click.Choice(["canvas", "caliper", "mixed"]),
+              default="mixed", show_default=True)
+def simulate(count: int, seed: int, fmt: str) -> None:
+    """Print N synthetic Live Events as SQS-message JSON lines.
+
+    Example: ledbelly simulate -n 5000 --format mixed > events.jsonl
+    """
+    import orjson
+
+    from ledbelly.simulate import generate_messages
+
+    out = sys.stdout.buffer
+    for msg in generate_messages(count, seed=seed, fmt=fmt):
+        out.write(orjson.dumps(msg) + b"\n")
+    out.flush()
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,106 @@
+"""The operator's log files under ``log/``: bounded, rotated, one concern each.
+
+LEDbelly appended to these without bound; here every file rotates by size and keeps a
+fixed number of old copies. Each ``EventLogs`` owns its handlers (no global loggers), so
+two pipelines with different log directories never mix lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ledbelly.coerce import json_text
+
+TRUNCATIONS = "sql-truncations.log"
+UNDEFINED = "ddl-undefined.log"
+COERCIONS = "data-coercions.log"
+ERRORS = "sql-errors.log"
+RECOVERY_JSONL = "sql-recovery.jsonl"
+RECOVERY_SQL = "sql-recovery.sql"
+SCHEMA_CHANGES = "schema-changes.log"
+ALL_FILES = (TRUNCATIONS, UNDEFINED, COERCIONS, ERRORS, RECOVERY_JSONL, RECOVERY_SQL,
+             SCHEMA_CHANGES)
+
+
+class LogFile:
+    """One size-rotated append-only file; lines are written whole, thread-safely."""
+
+    def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True
+        )
+        self._handler.setFormatter(logging.Formatter("%(message)s"))
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> None:
+        record = logging.LogRecord("ledbelly", logging.INFO, "", 0, text, None, None)
+        with self._lock:
+            self._handler.emit(record)
+
+    def close(self) -> None:
+        self._handler.close()
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class EventLogs:
+    """The files an operator tails: truncations, undefined fields, errors, recovery."""
+
+    def __init__(self, directory: Path, max_bytes: int = 20 * 1024 * 1024, backups: int = 5):
+        self.directory = directory
+        self._files = {
+            name: LogFile(directory / name, max_bytes, backups) for name in ALL_FILES
+        }
+
+    def file(self, name: str) -> LogFile:
+        return self._files[name]
+
+    def truncation(self, table: str, column: str, supplied: int, expecting: int) -> None:
+        self._files[TRUNCATIONS].write(
+            f"{_stamp()} {table}.{column} supplied {supplied}, expecting {expecting}"
+        )
+
+    def undefined(self, event_name: str, table: str | None, field: str, sample: Any) -> None:
+        sample_text = json_text(sample)
+        if len(sample_text) > 500:
+            sample_text = sample_text[:500] + "..."
+        self._files[UNDEFINED].write(
+            json_text({"at": _stamp(), "event_name": event_name, "table": table,
+                       "field": field, "sample": sample_text})
+        )
+
+    def coercion(self, table: str, column: str, value: Any, reason: str) -> None:
+        shown = json_text(value)
+        if len(shown) > 200:
+            shown = shown[:200] + "..."
+        self._files[COERCIONS].write(f"{_stamp()} {table}.{column} stored NULL: {reason}; "
+                                     f"value {shown}")
+
+    def error(self, event_name: str, error: str, sql: str | None, data: Any) -> None:
+        self._files[ERRORS].write(
+            f"---{event_name}--- {_stamp()}\n{error}\n------ sql\n{sql or '(none)'}\n"
+            f"------ data\n{json_text(data)}\n/---{event_name}---\n"
+        )
+
+    def recovery(self, message: dict[str, Any], sql: str | None) -> None:
+        """The raw message, replayable with ``ledbelly ingest log/sql-recovery.jsonl``."""
+        self._files[RECOVERY_JSONL].write(json_text(message))
+        self._files[RECOVERY_SQL].write(
+            sql if sql else f"-- {message.get('MessageId')}: no statement (message not parsed)"
+        )
+
+    def schema_change(self, text: str) -> None:
+        self._files[SCHEMA_CHANGES].write(f"{_stamp()} {text}")
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()

@@ -1,0 +1,159 @@
+"""Stage two of the pipeline: one message in, one accounted-for outcome out.
+
+Every message ends as rows to insert, an unknown event to store whole, or a dead
+letter with its reason. Nothing here touches the database; the sink does.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from ledbelly import parsers
+from ledbelly.coerce import CoercionFailed, to_datetime
+from ledbelly.errors import MessageError
+from ledbelly.logs import EventLogs
+from ledbelly.message import Message
+from ledbelly.rows import RowPlan
+from ledbelly.schema import Catalog, TableDef
+
+Kind = Literal["inserted", "unknown", "dead_letter"]
+INSERTED: Kind = "inserted"
+UNKNOWN: Kind = "unknown"
+DEAD_LETTER: Kind = "dead_letter"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one message, ready for the sink to commit."""
+
+    message: Message
+    kind: Kind
+    event_name: str | None = None
+    format: str | None = None
+    table: str | None = None
+    rows: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    event_time: datetime | None = None
+    error: str | None = None
+    truncations: int = 0
+    undefined: int = 0
+
+
+# Returns the columns of a table as the database has them, or None if the table is missing.
+LiveColumns = Callable[[TableDef], frozenset[str] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorOptions:
+    live_stream: bool = True
+    time_zone: str | None = None
+
+
+class Processor:
+    """Parses, routes, flattens, coerces and trims; pure but for log lines."""
+
+    def __init__(self, catalog: Catalog, dialect: str, logs: EventLogs,
+                 live_columns: LiveColumns, options: ProcessorOptions | None = None) -> None:
+        self.catalog = catalog
+        self.dialect = dialect
+        self.logs = logs
+        self.options = options or ProcessorOptions()
+        self._live_columns = live_columns
+        self._plans: dict[str, RowPlan | None] = {}
+        self._seen_undefined: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        self._zone = ZoneInfo(self.options.time_zone) if self.options.time_zone else None
+        self._stream = catalog.stream_tables if self.options.live_stream else ()
+
+    def reset_plans(self) -> None:
+        """Forget prepared plans, after the database or the schemas changed."""
+        with self._lock:
+            self._plans.clear()
+
+    def plan(self, table: TableDef) -> RowPlan | None:
+        plan = self._plans.get(table.name, False)
+        if plan is False:
+            live = self._live_columns(table)
+            plan = None if live is None else RowPlan(table, self.dialect, live)
+            with self._lock:
+                self._plans[table.name] = plan
+        return plan  # type: ignore[return-value]
+
+    def process(self, msg: Message) -> Outcome:
+        try:
+            payload = msg.payload if msg.payload is not None else parsers.decode(msg.body)
+            env = parsers.open_envelope(payload, msg.attributes)
+        except MessageError as exc:
+            name = msg.attributes.get("event_name")
+            return Outcome(msg, DEAD_LETTER, event_name=name, error=str(exc))
+        event_time = self._event_time(env.event_time)
+        table = self.catalog.route(env.format, env.event_name)
+        if table is None:
+            return Outcome(msg, UNKNOWN, env.event_name, env.format, event_time=event_time,
+                           error="no table for this event")
+        plan = self.plan(table)
+        if plan is None:
+            return Outcome(msg, UNKNOWN, env.event_name, env.format, event_time=event_time,
+                           error=f"table {table.name} is missing in the database")
+        return self._rows(msg, env, table, plan, event_time)
+
+    def _rows(self, msg: Message, env: parsers.Envelope, table: TableDef, plan: RowPlan,
+              event_time: datetime | None) -> Outcome:
+        flat = parsers.flatten(env, plan.keep)
+        now = datetime.now(UTC).replace(tzinfo=None)
+        local = self._local(event_time)
+        out = Outcome(msg, INSERTED, env.event_name, env.format, table.name,
+                      event_time=event_time)
+        row, issues = plan.build(flat, now, local)
+        out.rows.append((table.name, row))
+        self._report(env.event_name, table.name, issues, out)
+        self._log_undefined(env.event_name, table.name, plan, flat, out)
+        if env.format == parsers.CANVAS:
+            for stream in self._stream:
+                splan = self.plan(stream)
+                if splan is not None:
+                    srow, sissues = splan.build(flat, now, local)
+                    out.rows.append((stream.name, srow))
+                    self._report(env.event_name, stream.name, sissues, out)
+        return out
+
+    def _report(self, event: str, table: str, issues: list[Any], out: Outcome) -> None:
+        for issue in issues:
+            if issue.kind == "trim":
+                out.truncations += 1
+                self.logs.truncation(table, issue.column, issue.supplied, issue.expecting)
+            else:
+                self.logs.coercion(table, issue.column, issue.value, issue.reason)
+
+    def _log_undefined(self, event: str, table: str, plan: RowPlan, flat: dict[str, Any],
+                       out: Outcome) -> None:
+        for key in plan.undefined(flat):
+            marker = (table, key)
+            if marker in self._seen_undefined:
+                continue
+            with self._lock:
+                if marker in self._seen_undefined:
+                    continue
+                self._seen_undefined.add(marker)
+            out.undefined += 1
+            hint = plan.missing_in_db.get(key)
+            self.logs.undefined(event, table, key if not hint else f"{key} (column {hint} "
+                                "is in the schema but not in the database: run alter-tables)",
+                                flat[key])
+
+    def _event_time(self, raw: str | None) -> datetime | None:
+        if raw is None:
+            return None
+        try:
+            return to_datetime(raw)
+        except CoercionFailed:
+            return None
+
+    def _local(self, event_time: datetime | None) -> datetime | None:
+        if event_time is None:
+            return None
+        return event_time.replace(tzinfo=UTC).astimezone(self._zone).replace(tzinfo=None)

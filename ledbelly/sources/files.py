@@ -1,0 +1,103 @@
+"""Reading messages from files or stdin for ``ledbelly ingest``.
+
+A document is a bare event (Canvas raw or a Caliper envelope) or an SQS message as
+boto3's ``receive_message`` returns it. A line or file that is not valid JSON still
+becomes a message, so it ends as a dead letter rather than vanishing.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from ledbelly.coerce import json_text
+from ledbelly.errors import MessageError
+from ledbelly.message import Message, message_id_for
+from ledbelly.parsers import decode
+
+LINE_SUFFIXES = (".jsonl", ".ndjson")
+
+
+def message_from_document(doc: Any, text: str | None = None) -> Message:
+    """One decoded document as a ``Message``; ``text`` is its source text, for hashing."""
+    if isinstance(doc, dict) and "Body" in doc and ("MessageId" in doc or
+                                                    "MessageAttributes" in doc):
+        body = doc["Body"] if isinstance(doc["Body"], str) else json_text(doc["Body"])
+        attrs = _attributes(doc.get("MessageAttributes"))
+        return Message(message_id_for(doc.get("MessageId"), body), body, attrs,
+                       handle=doc.get("ReceiptHandle"))
+    body = text if text is not None else _canonical(doc)
+    return Message(message_id_for(None, body), body, {}, payload=doc)
+
+
+def _canonical(doc: Any) -> str:
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+    except (TypeError, orjson.JSONEncodeError):
+        import json
+
+        return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _attributes(raw: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            if isinstance(value, dict) and isinstance(value.get("StringValue"), str):
+                out[str(key)] = value["StringValue"]
+            elif isinstance(value, str):
+                out[str(key)] = value
+    return out
+
+
+def _undecodable(text: str) -> Message:
+    """Text that is not JSON: a message whose body is that text, bound for the dead letters."""
+    return Message(message_id_for(None, text), text, {})
+
+
+def read_lines(stream: IO[str]) -> Iterator[Message]:
+    for line in stream:
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            doc = decode(text)
+        except MessageError:
+            yield _undecodable(text)
+            continue
+        yield message_from_document(doc, text if not _is_sqs(doc) else None)
+
+
+def _is_sqs(doc: Any) -> bool:
+    return isinstance(doc, dict) and "Body" in doc
+
+
+def read_document(text: str) -> Iterator[Message]:
+    """A ``.json`` file: one document, or an array of documents."""
+    try:
+        doc = decode(text)
+    except MessageError:
+        yield _undecodable(text)
+        return
+    if isinstance(doc, list):
+        for item in doc:
+            yield message_from_document(item)
+    else:
+        yield message_from_document(doc, text.strip() if not _is_sqs(doc) else None)
+
+
+def read_path(path: str) -> Iterator[Message]:
+    """Messages from a file (by its suffix) or from stdin (``-``, read as JSON lines)."""
+    if path == "-":
+        yield from read_lines(sys.stdin)
+        return
+    p = Path(path)
+    if p.suffix.lower() in LINE_SUFFIXES:
+        with p.open(encoding="utf-8", errors="surrogateescape") as fh:
+            yield from read_lines(fh)
+    else:
+        yield from read_document(p.read_text(encoding="utf-8", errors="surrogateescape"))

@@ -1,0 +1,70 @@
+"""An in-memory queue behind the ``Source`` interface: unit tests and benchmarks.
+
+It behaves like SQS where it matters: received messages stay in flight until acked,
+released ones come back, and nothing is lost if the consumer dies.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Iterable, Sequence
+
+from ledbelly.message import Message
+
+
+class MemorySource:
+    """A thread-safe queue; ``in_flight`` holds what was received and not yet acked."""
+
+    def __init__(self, messages: Iterable[Message] = (), name: str = "memory") -> None:
+        self.name = name
+        self._queue: collections.deque[Message] = collections.deque(messages)
+        self._in_flight: dict[str, Message] = {}
+        self._cond = threading.Condition()
+        self.acked = 0
+
+    def put(self, messages: Iterable[Message]) -> None:
+        with self._cond:
+            self._queue.extend(messages)
+            self._cond.notify_all()
+
+    def receive(self, max_messages: int, wait_seconds: float) -> list[Message]:
+        with self._cond:
+            if not self._queue:
+                self._cond.wait(timeout=wait_seconds)
+            out: list[Message] = []
+            while self._queue and len(out) < max_messages:
+                msg = self._queue.popleft()
+                self._in_flight[msg.message_id] = msg
+                out.append(msg)
+            return out
+
+    def ack(self, messages: Sequence[Message]) -> list[Message]:
+        with self._cond:
+            for m in messages:
+                if self._in_flight.pop(m.message_id, None) is not None:
+                    self.acked += 1
+        return []
+
+    def release(self, messages: Sequence[Message]) -> None:
+        with self._cond:
+            for m in messages:
+                if self._in_flight.pop(m.message_id, None) is not None:
+                    self._queue.appendleft(m)
+            self._cond.notify_all()
+
+    def extend(self, messages: Sequence[Message], seconds: int) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    @property
+    def depth(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    @property
+    def in_flight(self) -> int:
+        with self._cond:
+            return len(self._in_flight)
