@@ -345,7 +345,7 @@ class _Pools:
 
 
 def _rand_str(rng: random.Random, k: int, alphabet: str = _ALNUM) -> str:
-    return "".join(rng.choice(alphabet) for _ in range(k))
+    return "".join(rng.choices(alphabet, k=k))
 
 
 def _html(rng: random.Random, paragraphs: int) -> str:
@@ -1271,12 +1271,12 @@ class _Generator:
         ev["edApp"] = {"id": _SENSOR, "type": "SoftwareApplication"}
         if c is not None:
             cid = _URN + "course:" + c.gid
-            ev["group"] = {
+            ev.setdefault("group", {
                 "id": cid,
                 "type": "CourseOffering",
                 "extensions": {"com.instructure.canvas": {"context_type": "Course",
                                                           "entity_id": c.gid}},
-            }
+            })
             if role is not None:
                 crole = _CALIPER_ROLE.get(role, "Learner")
                 ev["membership"] = {
@@ -1520,10 +1520,19 @@ class _Generator:
         obj["extensions"] = {"com.instructure.canvas": ext}
         system = self.rng.random() < 0.6
         admin = self._teacher(c)
+        course_urn = _URN + "course:" + c.gid
+        group = {
+            "id": ext["course_section_id"],
+            "type": "CourseSection",
+            "extensions": {"com.instructure.canvas": {"context_type": "Course",
+                                                      "entity_id": c.gid}},
+            "subOrganizationOf": {"id": course_urn, "type": "CourseOffering"},
+        }
         return self._cal(
             "Event", "Created" if created else "Modified", ts, admin, obj,
             f"{_BASE}/courses/{c.local}/enroll_users", None, c,
             None if system else "TeacherEnrollment",
+            extra={"group": group},
             job_tag="SIS::CSV::ImportRefactored#run_parallel_importer" if system else None,
         )
 
