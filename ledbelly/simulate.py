@@ -98,7 +98,7 @@ _BASE = f"https://{_HOST}"
 _SENSOR = f"http://{_HOST}/"
 _SHARD = 2107 * 10**13  # Canvas global id = shard * 10**13 + local id
 _ROOT_ID = str(_SHARD + 1)
-_ROOT_UUID = "Lm8pQe2RzT4vWx9YbNc3Kd7Fg1Hj5Ks6Ua0Vo2XiPq"
+_ROOT_UUID = "Lm8pQe2RzT4vWx9YbNc3Kd7Fg1Hj5Ks6Ua0Vo2Xi"
 _LTI_GUID = f"5e0c1a7b93d24f68a1c0e2b4d6f8091a3c5e7b9d.{_HOST}"
 _CALIPER_CTX = "http://purl.imsglobal.org/ctx/caliper/v1p1"
 _URN = "urn:instructure:canvas:"
