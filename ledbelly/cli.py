@@ -6,7 +6,6 @@ Library errors become one clear line with a hint and a named exit code.
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 from collections.abc import Callable, Iterator
 from functools import wraps
@@ -145,8 +144,50 @@ def simulate(count: int, seed: int, fmt: str) -> None:
     out.flush()
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+@main.command()
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("cfg/sqs.yml"), show_default=True, help="SQS settings (YAML).")
+@click.option("--database", "database_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="LEDbelly-style database.yml (adapter, host, data, user, pass) or a url.")
+@db_option
+@create_option
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where truncation, undefined-field, error and recovery logs go "
+                   "[default: log].")
+@schemas_option
+@reports_errors
+def run(config_path: Path, database_file: Path | None, db_url: str | None,
+        create_missing: bool | None, log_dir: Path | None, schema_dir: Path | None) -> None:
+    """Consume SQS queues into the database until SIGTERM or SIGINT.
+
+    Example: ledbelly run -c cfg/sqs.yml --db postgresql://ledbelly@db/canvas
+    """
+    from ledbelly.app import build_daemon, run_daemon
+    from ledbelly.config import load_daemon_settings
+    from ledbelly.logsetup import configure_logging
+
+    settings = load_daemon_settings(config_path)
+    configure_logging(settings.log_format, settings.log_level, settings.log_file)
+    url = resolve_url(db_url, database_file or settings.database)
+    daemon = build_daemon(settings, url, log_dir or settings.log_dir or Path("log"),
+                          create_missing, schema_dir)
+    sys.exit(run_daemon(daemon, settings))
+
+
+@main.command()
+@click.option("-n", "count", default=2000, show_default=True, help="Simulated events to send.")
+@click.option("--db", "db_url", default="sqlite:///ledbelly.db", show_default=True,
+              metavar="URL", help="Where the demo writes.")
+@click.option("--seed", default=0, show_default=True)
+@reports_errors
+def demo(count: int, db_url: str, seed: int) -> None:
+    """Run the real daemon against a local SQS (moto) fed by simulate, into SQLite.
+
+    Example: ledbelly demo -n 5000
+    """
+    from ledbelly.demo import run_demo
+
+    run_demo(count, db_url, seed, echo=click.echo)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,6 +27,7 @@ class Message:
     handle: Any = None
     queue: str | None = None
     received_at: float = field(default_factory=time.time)
+    sent_at: float | None = None
 
 
 def body_hash(body: str | bytes) -> str:

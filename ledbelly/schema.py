@@ -242,3 +242,44 @@ class Catalog:
 def _load_dir(directory: Path) -> Iterator[TableDef]:
     for path in sorted(directory.rglob("*.yml")):
         yield load_table_file(path)
+
+
+def column_spec_yaml(column: ColumnDef) -> str:
+    """One column's spec in the flow style of the files in ``schemas/``."""
+    spec = table_to_dict(TableDef("t", "custom", (column,)))["columns"][column.name]
+    return str(yaml.safe_dump(spec, default_flow_style=True, sort_keys=False,
+                              width=10_000)).strip()
+
+
+def table_to_yaml(table: TableDef, description: str | None = None,
+                  notes: dict[str, str] | None = None) -> str:
+    """A table as a schema file, laid out like the hand-written ones (one column a line).
+
+    ``notes`` are trailing ``# ...`` comments by column name, so a rewrite keeps them.
+    """
+    doc = table_to_dict(table)
+    notes = notes or {}
+    lines = [f"# {description}"] if description else []
+    for key in ("table", "format", "event", "stream"):
+        if key in doc:
+            value = str(yaml.safe_dump(doc[key], default_flow_style=True)).strip()
+            lines.append(f"{key}: {value.removesuffix(chr(10) + '...').strip()}")
+    lines.append("columns:")
+    for c in table.columns:
+        note = f"  # {notes[c.name]}" if notes.get(c.name) else ""
+        lines.append(f"  {c.name}: {column_spec_yaml(c)}{note}")
+    return "\n".join(lines) + "\n"
+
+
+_COLUMN_NOTE = re.compile(r"^  ([A-Za-z_][A-Za-z0-9_]*): \{.*\}\s+#\s?(.*)$")
+
+
+def read_comments(path: Path) -> tuple[str | None, dict[str, str]]:
+    """A schema file's one-line description and its trailing column comments, to keep them."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None, {}
+    description = lines[0][1:].strip() if lines and lines[0].startswith("#") else None
+    notes = {m[1]: m[2] for m in map(_COLUMN_NOTE.match, lines) if m}
+    return description, notes

@@ -28,8 +28,10 @@ REFERENCE_TSV = SHARED / "reference" / "ledbelly-schema.tsv"
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 MY_ADMIN = "mysql://root@127.0.0.1:3306/test"
-PG_URL = os.environ.get("LEDBELLY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/ledbelly_test")
-MY_URL = os.environ.get("LEDBELLY_TEST_MYSQL", "mysql://root@127.0.0.1:3306/ledbelly_test")
+# One database per test run; set LEDBELLY_TEST_DBNAME to run two suites side by side.
+TEST_DB = os.environ.get("LEDBELLY_TEST_DBNAME", "ledbelly_test")
+PG_URL = f"postgresql://postgres@127.0.0.1:5432/{TEST_DB}"
+MY_URL = f"mysql://root@127.0.0.1:3306/{TEST_DB}"
 REQUIRE_DBS = os.environ.get("CI") == "true" or os.environ.get("LEDBELLY_REQUIRE_DBS") == "1"
 NOT_DOC_EVENTS = {"metadata", "extensions", "actor_extensions"}
 
@@ -44,8 +46,10 @@ def _unavailable(what: str, exc: Exception) -> None:
 def _reset_postgres() -> str:
     admin = create_engine(normalize_url(PG_ADMIN), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname='ledbelly_test'")).first():
-            conn.execute(text("CREATE DATABASE ledbelly_test"))
+        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                              {"n": TEST_DB}).first()
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{TEST_DB}"'))
     admin.dispose()
     eng = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
     with eng.connect() as conn:
@@ -58,8 +62,8 @@ def _reset_postgres() -> str:
 def _reset_mariadb() -> str:
     admin = create_engine(normalize_url(MY_ADMIN))
     with admin.connect() as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS ledbelly_test"))
-        conn.execute(text("CREATE DATABASE ledbelly_test CHARACTER SET utf8mb4 "
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{TEST_DB}`"))
+        conn.execute(text(f"CREATE DATABASE `{TEST_DB}` CHARACTER SET utf8mb4 "
                           "COLLATE utf8mb4_unicode_ci"))
     admin.dispose()
     return MY_URL
@@ -146,3 +150,46 @@ def canvas_event(name: str = "asset_accessed", **body: Any) -> dict[str, Any]:
                          "asset_subtype": "syllabus", "category": "syllabus", "role":
                          "StudentEnrollment", "level": None, "asset_name": "Biology 101"},
     }
+
+
+# ----- SQS: moto's real server over HTTP ------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def sqs_endpoint() -> Iterator[str]:
+    from ledbelly.demo import start_local_sqs
+
+    server, endpoint = start_local_sqs()
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture
+def sqs_queue(sqs_endpoint: str, request: pytest.FixtureRequest) -> Iterator[tuple[Any, str]]:
+    """A fresh queue on the moto server: (boto3 client, queue URL)."""
+    import re
+
+    from ledbelly.config import AwsSettings
+    from ledbelly.sources.sqs import sqs_client
+
+    client = sqs_client(AwsSettings(region="us-east-1", access_key_id="testing",
+                                    secret_access_key="testing", endpoint_url=sqs_endpoint))
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", request.node.name)[:70]
+    url = client.create_queue(QueueName=name)["QueueUrl"]
+    yield client, url
+    client.delete_queue(QueueUrl=url)
+
+
+def send_all(client: Any, url: str, messages: list[Message]) -> None:
+    for i in range(0, len(messages), 10):
+        client.send_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(n), "MessageBody": m.body,
+             "MessageAttributes": {k: {"DataType": "String", "StringValue": v or "-"}
+                                   for k, v in m.attributes.items()}}
+            for n, m in enumerate(messages[i:i + 10])])
+
+
+def queue_depth(client: Any, url: str) -> int:
+    attrs = client.get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]) + int(
+        attrs["ApproximateNumberOfMessagesNotVisible"])

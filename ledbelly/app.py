@@ -1,0 +1,86 @@
+"""Running the daemon as a process: build the parts, handle signals, exit with a code."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from sqlalchemy import URL
+
+from ledbelly.config import DaemonSettings
+from ledbelly.db import safe_url
+from ledbelly.metrics import Metrics, MetricsServer
+from ledbelly.notify import Notifier
+from ledbelly.pipeline import Pipeline, PipelineSettings
+from ledbelly.sources.sqs import SqsSource, sqs_client
+from ledbelly.status import StatusLine, is_tty
+from ledbelly.worker import Binding, Daemon, WorkerOptions
+
+log = logging.getLogger("ledbelly.daemon")
+EXIT_FORCED = 130
+
+
+def build_daemon(settings: DaemonSettings, url: URL, log_dir: Path,
+                 create_missing: bool | None, schema_dir: Path | None = None,
+                 status: bool | None = None) -> Daemon:
+    """Everything ``ledbelly run`` needs, wired, not yet started."""
+    pipeline = Pipeline(PipelineSettings(
+        url=url, log_dir=log_dir, schema_dir=schema_dir, create_missing=create_missing,
+        live_stream=settings.live_stream, time_zone=settings.time_zone,
+        batch_size=settings.batch_size, pool_size=max(2, settings.writers + 1)))
+    missing = pipeline.prepare()
+    if missing:
+        log.warning("%d event tables are missing in %s; their events are stored in "
+                    "ledbelly_unknown_events (use --create-missing)", len(missing), safe_url(url))
+    longest_wait = max(q.wait_time_seconds for q in settings.queues)
+    client = sqs_client(settings.aws, read_timeout=longest_wait + 10)
+    bindings = [Binding(SqsSource(client, q), q.concurrency, q.wait_time_seconds,
+                        q.visibility_timeout or None) for q in settings.queues]
+    show_status = is_tty(sys.stderr) if status is None else status
+    return Daemon(
+        pipeline, bindings,
+        WorkerOptions(batch_size=settings.batch_size, max_batch_wait=settings.max_batch_wait,
+                      max_in_flight=settings.max_in_flight,
+                      shutdown_timeout=settings.shutdown_timeout, delay=settings.delay,
+                      writers=settings.writers, dead_letter_policy=settings.dead_letter_policy),
+        metrics=Metrics(), notifier=Notifier.from_env(),
+        status=StatusLine(sys.stderr) if show_status else None)
+
+
+def run_daemon(daemon: Daemon, settings: DaemonSettings) -> int:
+    """Run until SIGTERM/SIGINT; a second signal exits at once. Returns the exit code."""
+    server = None
+    if settings.metrics_port is not None:
+        server = MetricsServer(daemon.metrics, settings.metrics_host, settings.metrics_port,
+                               daemon.healthy)
+        server.start()
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if daemon.stopping:
+            log.warning("second signal: exiting now; uncommitted messages return after "
+                        "their visibility timeout")
+            os._exit(EXIT_FORCED)
+        log.info("received %s", signal.Signals(signum).name)
+        daemon.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        daemon.start()
+        clean = daemon.wait()
+    finally:
+        if server is not None:
+            server.stop()
+        daemon.pipeline.close()
+    if not clean:
+        # A poller is still inside a long poll; what it receives returns to the queue
+        # after its visibility timeout. Do not wait for it past shutdown_timeout.
+        log.info("exiting with a poller still in a long poll")
+        logging.shutdown()
+        os._exit(0)
+    return 0

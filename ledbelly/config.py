@@ -1,0 +1,196 @@
+"""The daemon's configuration: ``cfg/sqs.yml`` loaded once into typed, checked objects.
+
+LEDbelly's keys (``aws.region``, ``aws.access_key_id``, ``aws.secret_access_key``,
+``concurrency``, ``delay``, ``queues``) keep working; Shoryuken-only keys (``logfile``,
+``pidfile``) are accepted and ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ledbelly.errors import ConfigError
+
+DEAD_LETTER_POLICIES = ("table", "redrive")
+EVOLUTION_MODES = ("off", "add_columns", "add_columns_and_tables")
+LOG_FORMATS = ("text", "json")
+_IGNORED = {"logfile", "pidfile", "timeout", "verbose"}
+_TOP_KEYS = {
+    "aws", "endpoint_url", "concurrency", "delay", "queues", "wait_time_seconds",
+    "visibility_timeout", "batch_size", "max_batch_wait", "max_in_flight", "shutdown_timeout",
+    "dead_letter_policy", "metrics_port", "metrics_host", "log_format", "log_file", "log_level",
+    "live_stream", "time_zone", "schema_evolution", "writers", "database", "log_dir",
+}
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """One queue to consume: its name or URL and how many pollers it gets."""
+
+    name: str
+    concurrency: int
+    wait_time_seconds: int
+    visibility_timeout: int
+
+    @property
+    def is_url(self) -> bool:
+        return self.name.startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+
+    def __repr__(self) -> str:  # never show secrets in logs or tracebacks
+        return (f"AwsSettings(region={self.region!r}, endpoint_url={self.endpoint_url!r}, "
+                f"credentials={'explicit' if self.access_key_id else 'default chain'})")
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """Everything ``ledbelly run`` needs beyond the database."""
+
+    queues: tuple[QueueSettings, ...]
+    aws: AwsSettings = field(default_factory=AwsSettings)
+    delay: float = 0.0
+    batch_size: int = 500
+    max_batch_wait: float = 1.0
+    max_in_flight: int = 5000
+    shutdown_timeout: float = 30.0
+    dead_letter_policy: str = "table"
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    log_format: str = "text"
+    log_file: Path | None = None
+    log_level: str = "INFO"
+    live_stream: bool = True
+    time_zone: str | None = None
+    schema_evolution: str = "off"
+    writers: int = 1
+    database: Path | None = None
+    log_dir: Path | None = None
+
+    def with_overrides(self, **changes: Any) -> DaemonSettings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _int(doc: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
+    value = doc.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ConfigError(f"{key} must be a whole number from {lo} to {hi}, got {value!r}")
+    return value
+
+
+def _float(doc: dict[str, Any], key: str, default: float, lo: float, hi: float) -> float:
+    value = doc.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, int | float) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ConfigError(f"{key} must be a number from {lo} to {hi}, got {value!r}")
+    return float(value)
+
+
+def _choice(doc: dict[str, Any], key: str, default: str, choices: tuple[str, ...]) -> str:
+    value = doc.get(key, default)
+    if value is False and "off" in choices:  # YAML reads a bare `off` as false
+        return "off"
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
+def _queues(doc: dict[str, Any], concurrency: int, wait: int, visibility: int
+            ) -> tuple[QueueSettings, ...]:
+    raw = doc.get("queues")
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("queues must list at least one SQS queue name or URL")
+    out = []
+    for item in raw:
+        if isinstance(item, str):
+            out.append(QueueSettings(item, concurrency, wait, visibility))
+        elif isinstance(item, dict) and isinstance(item.get("name") or item.get("url"), str):
+            out.append(QueueSettings(
+                str(item.get("url") or item["name"]),
+                _int(item, "concurrency", concurrency, 1, 100),
+                _int(item, "wait_time_seconds", wait, 0, 20),
+                _int(item, "visibility_timeout", visibility, 0, 43200)))
+        elif isinstance(item, list) and item and isinstance(item[0], str):
+            # Shoryuken's [name, weight] form
+            out.append(QueueSettings(item[0], concurrency, wait, visibility))
+        else:
+            raise ConfigError(f"queues: cannot read {item!r}; give a name, URL or "
+                              "{name: ..., concurrency: ...}")
+    return tuple(out)
+
+
+def daemon_settings_from_dict(doc: Any) -> DaemonSettings:
+    if not isinstance(doc, dict):
+        raise ConfigError("the SQS configuration must be a mapping of settings")
+    unknown = set(doc) - _TOP_KEYS - _IGNORED
+    if unknown:
+        raise ConfigError(f"unknown settings {sorted(unknown)}; see cfg/sqs.yml.example")
+    aws_doc = doc.get("aws") or {}
+    if not isinstance(aws_doc, dict):
+        raise ConfigError("aws must be a mapping (region, access_key_id, secret_access_key)")
+    aws = AwsSettings(
+        region=aws_doc.get("region"), access_key_id=aws_doc.get("access_key_id"),
+        secret_access_key=aws_doc.get("secret_access_key"),
+        session_token=aws_doc.get("session_token"), profile=aws_doc.get("profile"),
+        endpoint_url=doc.get("endpoint_url") or aws_doc.get("endpoint_url"))
+    if bool(aws.access_key_id) != bool(aws.secret_access_key):
+        raise ConfigError("aws.access_key_id and aws.secret_access_key go together")
+    concurrency = _int(doc, "concurrency", 4, 1, 100)
+    wait = _int(doc, "wait_time_seconds", 20, 0, 20)
+    visibility = _int(doc, "visibility_timeout", 120, 0, 43200)
+    batch_size = _int(doc, "batch_size", 500, 1, 10000)
+    metrics_port = doc.get("metrics_port")
+    if metrics_port is not None and (not isinstance(metrics_port, int)
+                                     or not 0 <= metrics_port <= 65535):
+        raise ConfigError(f"metrics_port must be a port number, got {metrics_port!r}")
+    return DaemonSettings(
+        queues=_queues(doc, concurrency, wait, visibility),
+        aws=aws,
+        delay=_float(doc, "delay", 0.0, 0, 3600),
+        batch_size=batch_size,
+        max_batch_wait=_float(doc, "max_batch_wait", 1.0, 0.0, 60),
+        max_in_flight=_int(doc, "max_in_flight", max(5000, 2 * batch_size), 10, 1_000_000),
+        shutdown_timeout=_float(doc, "shutdown_timeout", 30.0, 1, 3600),
+        dead_letter_policy=_choice(doc, "dead_letter_policy", "table", DEAD_LETTER_POLICIES),
+        metrics_port=metrics_port,
+        metrics_host=str(doc.get("metrics_host", "127.0.0.1")),
+        log_format=_choice(doc, "log_format", "text", LOG_FORMATS),
+        log_file=Path(doc["log_file"]) if doc.get("log_file") else None,
+        log_level=str(doc.get("log_level", "INFO")).upper(),
+        live_stream=bool(doc.get("live_stream", True)),
+        time_zone=doc.get("time_zone"),
+        schema_evolution=_choice(doc, "schema_evolution", "off", EVOLUTION_MODES),
+        writers=_int(doc, "writers", 1, 1, 16),
+        database=Path(doc["database"]) if doc.get("database") else None,
+        log_dir=Path(doc["log_dir"]) if doc.get("log_dir") else None,
+    )
+
+
+def load_daemon_settings(path: Path) -> DaemonSettings:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    try:
+        return daemon_settings_from_dict(doc)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

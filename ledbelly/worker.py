@@ -1,0 +1,415 @@
+"""The long-running consumer: pollers feed writers; nothing is deleted before it commits.
+
+Threads and what they own:
+- pollers (a ``ThreadPoolExecutor``): long-poll their queue while there is room in
+  memory (``max_in_flight``) and the database is up; hand messages to the work queue.
+- writers: take batches off the work queue, process them, commit them with their ledger
+  entries, then delete (ack) exactly the committed messages.
+- housekeeping: extends the visibility of messages held long, feeds the watchdog, the
+  metrics gauges and the status line.
+
+Every wait is bounded, so each thread notices the stop flag within a second or one long
+poll. Shutdown is ordered and bounded by ``shutdown_timeout``: stop receiving, finish and
+commit what is in hand, delete what committed, release the rest (visibility 0).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ledbelly.errors import SourceUnavailable, TransientError
+from ledbelly.message import Message
+from ledbelly.metrics import Metrics
+from ledbelly.notify import Notifier
+from ledbelly.pipeline import Pipeline, Stats, backoff
+from ledbelly.processor import DEAD_LETTER, Outcome
+from ledbelly.sink import WriteReport, sqs_form
+from ledbelly.sources import Source
+from ledbelly.status import StatusLine
+
+log = logging.getLogger("ledbelly.daemon")
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A source and how to poll it."""
+
+    source: Source
+    concurrency: int = 1
+    wait_seconds: float = 20
+    visibility_timeout: int | None = None  # None: the source has no visibility to extend
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    batch_size: int = 500
+    max_batch_wait: float = 1.0
+    max_in_flight: int = 5000
+    shutdown_timeout: float = 30.0
+    delay: float = 0.0
+    writers: int = 1
+    dead_letter_policy: str = "table"
+    housekeeping_interval: float = 1.0
+
+
+@dataclass
+class _Held:
+    message: Message
+    binding: Binding
+    visible_at: float  # when the source would hand it out again
+
+
+class Daemon:
+    """Consumes ``bindings`` into ``pipeline`` until ``stop()``."""
+
+    def __init__(self, pipeline: Pipeline, bindings: Sequence[Binding],
+                 options: WorkerOptions | None = None, metrics: Metrics | None = None,
+                 notifier: Notifier | None = None, status: StatusLine | None = None) -> None:
+        self.pipeline = pipeline
+        self.bindings = list(bindings)
+        self.options = options or WorkerOptions()
+        self.metrics = metrics or Metrics()
+        self.notifier = notifier or Notifier(None)
+        self.status = status
+        self.stats = Stats()
+        self._work: queue.Queue[tuple[Message, Binding]] = queue.Queue()
+        self._held: dict[tuple[str, str], _Held] = {}
+        self._held_lock = threading.Condition()
+        self._stop = threading.Event()
+        self._db_up = threading.Event()
+        self._db_up.set()
+        self._db_down_since: float | None = None
+        self._deadline = float("inf")
+        self._pollers: ThreadPoolExecutor | None = None
+        self._threads: list[threading.Thread] = []
+        self._writers_done = threading.Event()
+        self._started = threading.Event()
+
+    # ----- life cycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        total = sum(b.concurrency for b in self.bindings)
+        self._pollers = ThreadPoolExecutor(max_workers=max(1, total),
+                                           thread_name_prefix="ledbelly-poller")
+        for b in self.bindings:
+            for _ in range(b.concurrency):
+                self._pollers.submit(self._poll_loop, b)
+        writers = [threading.Thread(target=self._write_loop, name=f"ledbelly-writer-{i}",
+                                    daemon=True) for i in range(self.options.writers)]
+        keeper = threading.Thread(target=self._housekeeping, name="ledbelly-housekeeping",
+                                  daemon=True)
+        self._threads = [*writers, keeper]
+        for t in self._threads:
+            t.start()
+        self.metrics.set_consuming(True)
+        self.notifier.ready()
+        self._started.set()
+        log.info("consuming %s with %d pollers, %d writer(s), batches of %d",
+                 ", ".join(b.source.name for b in self.bindings), total, self.options.writers,
+                 self.options.batch_size)
+
+    def stop(self) -> None:
+        """Ask for an orderly stop; safe to call from a signal handler."""
+        if not self._stop.is_set():
+            self._deadline = time.monotonic() + self.options.shutdown_timeout
+            self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def wait(self) -> bool:
+        """Block until stopped and shut down; True if every poller returned in time."""
+        while not self._stop.wait(0.5):
+            pass
+        return self._shutdown()
+
+    def run(self) -> bool:
+        self.start()
+        return self.wait()
+
+    def _shutdown(self) -> bool:
+        self.notifier.stopping()
+        self.metrics.set_consuming(False)
+        log.info("stopping: finishing the batches in hand (at most %.0f s)",
+                 self.options.shutdown_timeout)
+        for t in self._threads:
+            t.join(timeout=max(0.0, self._deadline - time.monotonic()))
+        assert self._pollers is not None
+        self._pollers.shutdown(wait=False, cancel_futures=True)
+        self._release_everything()
+        pollers_done = self._wait_pollers()
+        self._release_everything()
+        if self.status:
+            self.status.close()
+        log.info("stopped: %d messages, %d dead letters, %d duplicates skipped",
+                 self.stats.messages, self.stats.dead_letters, self.stats.duplicates)
+        return pollers_done
+
+    def _wait_pollers(self) -> bool:
+        threads = [t for t in threading.enumerate() if t.name.startswith("ledbelly-poller")]
+        for t in threads:
+            t.join(timeout=max(0.0, self._deadline - time.monotonic()))
+        return not any(t.is_alive() for t in threads)
+
+    # ----- polling ------------------------------------------------------------------------
+
+    def _poll_loop(self, binding: Binding) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                if not self._wait_for_room() or not self._db_up.wait(1.0):
+                    continue
+                messages = binding.source.receive(10, binding.wait_seconds)
+                if failures:
+                    log.info("%s reachable again", binding.source.name)
+                failures = 0
+                if not messages:
+                    if self.options.delay:
+                        self._stop.wait(self.options.delay)
+                    continue
+                if self._stop.is_set():
+                    binding.source.release(messages)
+                    break
+                self._hold(messages, binding)
+            except SourceUnavailable as exc:
+                failures += 1
+                self.metrics.record_retry("sqs")
+                if failures == 1:
+                    log.warning("%s unavailable, retrying with backoff: %s",
+                                binding.source.name, exc)
+                self._stop.wait(backoff(failures, base=1.0, cap=60))
+            except Exception:
+                failures += 1
+                log.exception("poller for %s failed; restarting it", binding.source.name)
+                self._stop.wait(backoff(failures, base=1.0, cap=60))
+
+    def _wait_for_room(self) -> bool:
+        with self._held_lock:
+            if len(self._held) + 10 <= self.options.max_in_flight:
+                return True
+            self._held_lock.wait(timeout=1.0)
+            return len(self._held) + 10 <= self.options.max_in_flight
+
+    def _hold(self, messages: list[Message], binding: Binding) -> None:
+        now = time.monotonic()
+        visible_at = now + (binding.visibility_timeout or 0)
+        with self._held_lock:
+            for m in messages:
+                self._held[_key(m)] = _Held(m, binding, visible_at)
+        for m in messages:
+            self._work.put((m, binding))
+
+    def _unhold(self, messages: Sequence[Message]) -> None:
+        with self._held_lock:
+            for m in messages:
+                self._held.pop(_key(m), None)
+            self._held_lock.notify_all()
+
+    # ----- writing ------------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        while True:
+            batch = self._collect()
+            if batch:
+                try:
+                    self._commit(batch)
+                except Exception:
+                    log.exception("writer failed on a batch of %d; releasing it", len(batch))
+                    self._release(batch)
+            elif self._stop.is_set() and self._work.empty():
+                return
+            if self._stop.is_set() and time.monotonic() > self._deadline:
+                return
+
+    def _collect(self) -> list[tuple[Message, Binding]]:
+        try:
+            first = self._work.get(timeout=0.5)
+        except queue.Empty:
+            return []
+        batch = [first]
+        until = time.monotonic() + self.options.max_batch_wait
+        while len(batch) < self.options.batch_size:
+            try:
+                batch.append(self._work.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            left = until - time.monotonic()
+            if left <= 0 or self._stop.is_set():
+                break
+            try:
+                batch.append(self._work.get(timeout=min(left, 0.05)))
+            except queue.Empty:
+                continue
+        return batch
+
+    def _commit(self, batch: list[tuple[Message, Binding]]) -> None:
+        outcomes: list[Outcome] | None = None
+        attempt = 0
+        while True:
+            try:
+                if outcomes is None:
+                    outcomes = [self.pipeline.processor.process(m) for m, _ in batch]
+                    outcomes = self._redrive(outcomes, batch)
+                started = time.monotonic()
+                report = self.pipeline.sink.write(outcomes)
+                self.metrics.observe_batch(len(outcomes), time.monotonic() - started)
+                self._database_state(True)
+                break
+            except TransientError as exc:
+                attempt += 1
+                self.metrics.record_retry("database")
+                self._database_state(False, exc)
+                if self._stop.is_set() and time.monotonic() >= self._deadline - 1:
+                    self._release(batch)
+                    return
+                pause = backoff(attempt, base=0.5, cap=15)
+                if self._stop.is_set():
+                    pause = min(pause, max(0.0, self._deadline - 1 - time.monotonic()))
+                time.sleep(pause)
+        self._acknowledge(report, batch)
+
+    def _redrive(self, outcomes: list[Outcome], batch: list[tuple[Message, Binding]]
+                 ) -> list[Outcome]:
+        """With ``dead_letter_policy: redrive``, poison messages are left for SQS's DLQ."""
+        if self.options.dead_letter_policy != "redrive":
+            return outcomes
+        keep, poison = [], []
+        for o in outcomes:
+            (poison if o.kind == DEAD_LETTER else keep).append(o)
+        if poison:
+            for o in poison:
+                self.pipeline.logs.error(o.event_name or "?", o.error or "", None,
+                                         o.message.body[:2000])
+                self.pipeline.logs.recovery(sqs_form(o.message), None)
+            bindings = {_key(m): b for m, b in batch}
+            self._release([(o.message, bindings[_key(o.message)]) for o in poison])
+        return keep
+
+    def _acknowledge(self, report: WriteReport, batch: list[tuple[Message, Binding]]) -> None:
+        bindings = {_key(m): b for m, b in batch}
+        by_binding: dict[int, tuple[Binding, list[Message]]] = {}
+        for m in report.messages:
+            b = bindings[_key(m)]
+            by_binding.setdefault(id(b), (b, []))[1].append(m)
+        for b, messages in by_binding.values():
+            b.source.ack(messages)
+        self._unhold(report.messages)
+        self.stats.add(report)
+        now = time.time()
+        for o in report.committed:
+            self.metrics.record_message(o.table, o.kind)
+        for _ in report.duplicates:
+            self.metrics.record_message(None, "duplicate")
+        ages = [now - m.sent_at for m, _ in batch if m.sent_at]
+        if ages:
+            self.metrics.observe_message_age(max(ages))
+
+    def _release(self, batch: Sequence[tuple[Message, Binding]]) -> None:
+        grouped: dict[int, tuple[Binding, list[Message]]] = {}
+        for m, b in batch:
+            grouped.setdefault(id(b), (b, []))[1].append(m)
+        for b, messages in grouped.values():
+            try:
+                b.source.release(messages)
+            except Exception:
+                log.exception("could not release %d messages; they return after their "
+                              "visibility timeout", len(messages))
+        self._unhold([m for m, _ in batch])
+
+    def _release_everything(self) -> None:
+        with self._held_lock:
+            left = [(h.message, h.binding) for h in self._held.values()]
+        while True:
+            try:
+                self._work.get_nowait()
+            except queue.Empty:
+                break
+        if left:
+            log.info("releasing %d uncommitted messages (visibility 0)", len(left))
+            self._release(left)
+
+    def _database_state(self, up: bool, exc: Exception | None = None) -> None:
+        if up and not self._db_up.is_set():
+            down_for = time.monotonic() - (self._db_down_since or time.monotonic())
+            log.warning("database is back after %.0f s; resuming", down_for)
+            self._db_down_since = None
+            self._db_up.set()
+            self.metrics.set_database_up(True)
+        elif not up and self._db_up.is_set():
+            log.warning("database unavailable (%s); pausing pollers and retrying with backoff",
+                        exc)
+            self._db_down_since = time.monotonic()
+            self._db_up.clear()
+            self.metrics.set_database_up(False)
+
+    # ----- housekeeping -------------------------------------------------------------------
+
+    def _housekeeping(self) -> None:
+        interval = self.options.housekeeping_interval
+        watchdog = self.notifier.watchdog_interval()
+        last_ping = 0.0
+        while not self._writers_finished():
+            try:
+                self._extend_visibility()
+                with self._held_lock:
+                    self.metrics.set_backlog(len(self._held))
+                now = time.monotonic()
+                if watchdog and now - last_ping >= watchdog and self.alive():
+                    self.notifier.watchdog()
+                    last_ping = now
+                if self.status:
+                    self.status.update(self.metrics.snapshot())
+            except Exception:
+                log.exception("housekeeping failed; going on")
+            time.sleep(interval)
+
+    def _writers_finished(self) -> bool:
+        writers = [t for t in self._threads if t.name.startswith("ledbelly-writer")]
+        return bool(writers) and not any(t.is_alive() for t in writers)
+
+    def _extend_visibility(self) -> None:
+        now = time.monotonic()
+        due: dict[int, tuple[Binding, list[_Held]]] = {}
+        with self._held_lock:
+            for h in self._held.values():
+                vt = h.binding.visibility_timeout
+                if vt and h.visible_at - now < max(5.0, vt * 0.4):
+                    due.setdefault(id(h.binding), (h.binding, []))[1].append(h)
+        for b, held in due.values():
+            assert b.visibility_timeout is not None
+            try:
+                b.source.extend([h.message for h in held], b.visibility_timeout)
+            except Exception:
+                log.exception("could not extend visibility of %d messages", len(held))
+                continue
+            for h in held:
+                h.visible_at = now + b.visibility_timeout
+
+    def alive(self) -> bool:
+        """For the systemd watchdog: the threads work. A database outage is not a reason
+        to be restarted: the daemon waits it out by itself."""
+        return self._started.is_set() and all(t.is_alive() for t in self._threads)
+
+    def healthy(self) -> tuple[bool, str]:
+        """For ``/healthz`` and the watchdog: consuming, writers alive, database reachable."""
+        if not self._started.is_set():
+            return False, "starting"
+        if self._stop.is_set():
+            return False, "stopping"
+        if any(not t.is_alive() for t in self._threads):
+            return False, "a writer thread died"
+        if not self._db_up.is_set():
+            return False, "database unavailable"
+        return True, "ok"
+
+
+def _key(m: Message) -> tuple[str, str]:
+    return (m.queue or "", str(m.handle) if m.handle is not None else m.message_id)

@@ -1,0 +1,182 @@
+"""The daemon over the in-memory source: delete-after-commit, backpressure, shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import text
+
+from conftest import canvas_event, engine_for, sqs_message
+from ledbelly.message import Message
+from ledbelly.sources.memory import MemorySource
+from ledbelly.worker import Binding, Daemon, WorkerOptions
+
+
+def _messages(n: int, prefix: str = "m") -> list[Message]:
+    return [sqs_message(f"{prefix}-{i}", "asset_accessed",
+                        canvas_event(asset_id=str(2107 * 10**13 + i), asset_name=f"p{i}"))
+            for i in range(n)]
+
+
+def _wait_for(predicate: Any, timeout: float = 30) -> None:
+    until = time.monotonic() + timeout
+    while time.monotonic() < until:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def _count(url: str, sql: str) -> int:
+    engine = engine_for(url)
+    with engine.connect() as conn:
+        n = conn.execute(text(sql)).scalar_one()
+    engine.dispose()
+    return int(n)
+
+
+def test_daemon_commits_then_acks_everything(db_url: str, make_pipeline: Any) -> None:
+    pipeline = make_pipeline(db_url)
+    source = MemorySource(_messages(300))
+    daemon = Daemon(pipeline, [Binding(source, concurrency=2, wait_seconds=0.2)],
+                    WorkerOptions(batch_size=50, max_batch_wait=0.1))
+    daemon.start()
+    _wait_for(lambda: source.acked == 300)
+    daemon.stop()
+    assert daemon.wait()
+    assert source.depth == 0 and source.in_flight == 0
+    assert _count(db_url, "SELECT COUNT(*) FROM live_asset_accessed") == 300
+    assert _count(db_url, "SELECT COUNT(*) FROM ledbelly_messages") == 300
+
+
+class _SlowSink:
+    """Wraps a sink so each write waits; lets tests see how much is held in memory."""
+
+    def __init__(self, sink: Any, delay: float) -> None:
+        self._sink, self._delay = sink, delay
+
+    def write(self, outcomes: Any) -> Any:
+        time.sleep(self._delay)
+        return self._sink.write(outcomes)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sink, name)
+
+
+def test_backpressure_bounds_what_is_held(sqlite_url: str, make_pipeline: Any) -> None:
+    pipeline = make_pipeline(sqlite_url)
+    pipeline.sink = _SlowSink(pipeline.sink, 0.05)
+    source = MemorySource(_messages(400))
+    daemon = Daemon(pipeline, [Binding(source, concurrency=3, wait_seconds=0.1)],
+                    WorkerOptions(batch_size=20, max_batch_wait=0.01, max_in_flight=50))
+    daemon.start()
+    peak = 0
+    while source.acked < 400:
+        peak = max(peak, source.in_flight)
+        time.sleep(0.005)
+    daemon.stop()
+    daemon.wait()
+    assert 0 < peak <= 50
+
+
+def test_stop_releases_what_did_not_commit(sqlite_url: str, make_pipeline: Any) -> None:
+    pipeline = make_pipeline(sqlite_url)
+    pipeline.sink = _SlowSink(pipeline.sink, 0.3)
+    source = MemorySource(_messages(500))
+    daemon = Daemon(pipeline, [Binding(source, concurrency=2, wait_seconds=0.1)],
+                    WorkerOptions(batch_size=25, max_batch_wait=0.01, max_in_flight=200,
+                                  shutdown_timeout=5))
+    daemon.start()
+    _wait_for(lambda: source.acked >= 25)
+    started = time.monotonic()
+    daemon.stop()
+    daemon.wait()
+    assert time.monotonic() - started < 6
+    committed = _count(sqlite_url, "SELECT COUNT(*) FROM ledbelly_messages")
+    assert source.in_flight == 0
+    assert source.acked == committed
+    assert source.depth == 500 - committed  # everything else is back in the queue
+
+
+class _FlakySink(_SlowSink):
+    """The database goes away for a while: every write raises a transient error."""
+
+    def __init__(self, sink: Any, down_for: float) -> None:
+        super().__init__(sink, 0)
+        self.until = time.monotonic() + down_for
+        self.failures = 0
+
+    def write(self, outcomes: Any) -> Any:
+        from ledbelly.errors import DatabaseUnavailable
+
+        if time.monotonic() < self.until:
+            self.failures += 1
+            raise DatabaseUnavailable("connection refused")
+        return self._sink.write(outcomes)
+
+
+def test_database_outage_pauses_and_resumes(sqlite_url: str, make_pipeline: Any) -> None:
+    pipeline = make_pipeline(sqlite_url)
+    flaky = _FlakySink(pipeline.sink, down_for=2.0)
+    pipeline.sink = flaky
+    source = MemorySource(_messages(200))
+    daemon = Daemon(pipeline, [Binding(source, concurrency=2, wait_seconds=0.1)],
+                    WorkerOptions(batch_size=50, max_batch_wait=0.05, max_in_flight=100))
+    daemon.start()
+    _wait_for(lambda: flaky.failures > 0)
+    assert not daemon.healthy()[0]
+    assert source.acked == 0
+    _wait_for(lambda: source.acked == 200)
+    assert daemon.healthy()[0]
+    daemon.stop()
+    daemon.wait()
+    assert _count(sqlite_url, "SELECT COUNT(*) FROM live_asset_accessed") == 200
+
+
+def test_poison_messages_with_redrive_are_left_for_the_queue(
+        sqlite_url: str, make_pipeline: Any) -> None:
+    pipeline = make_pipeline(sqlite_url)
+    bad = Message("poison", "{not json", {"event_name": "asset_accessed"})
+    source = MemorySource([*_messages(10), bad])
+    daemon = Daemon(pipeline, [Binding(source, concurrency=1, wait_seconds=0.1)],
+                    WorkerOptions(batch_size=20, max_batch_wait=0.05,
+                                  dead_letter_policy="redrive"))
+    daemon.start()
+    _wait_for(lambda: source.acked == 10)
+    daemon.stop()
+    daemon.wait()
+    assert _count(sqlite_url, "SELECT COUNT(*) FROM ledbelly_dead_letters") == 0
+    assert source.depth == 1  # released for the SQS redrive policy to move it
+    assert "poison" in (pipeline.settings.log_dir / "sql-recovery.jsonl").read_text()
+
+
+def test_a_poller_survives_unexpected_errors(sqlite_url: str, make_pipeline: Any) -> None:
+    pipeline = make_pipeline(sqlite_url)
+    source = MemorySource(_messages(20))
+    calls = {"n": 0}
+    real = source.receive
+
+    def flaky_receive(n: int, wait: float) -> list[Message]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("boom")
+        return real(n, wait)
+
+    source.receive = flaky_receive  # type: ignore[method-assign]
+    daemon = Daemon(pipeline, [Binding(source, concurrency=1, wait_seconds=0.1)],
+                    WorkerOptions(batch_size=10, max_batch_wait=0.05))
+    import ledbelly.worker as worker
+
+    original = worker.backoff
+    worker.backoff = lambda *a, **k: 0.01  # type: ignore[assignment]
+    try:
+        daemon.start()
+        _wait_for(lambda: source.acked == 20)
+    finally:
+        worker.backoff = original
+        daemon.stop()
+        daemon.wait()
+    assert calls["n"] >= 2
+    assert threading.active_count() >= 1
