@@ -84,7 +84,8 @@ def ingest(db_url: str | None, log_dir: Path, create_missing: bool | None,
 
     Example: ledbelly simulate -n 1000 | ledbelly ingest -
     """
-    from ledbelly.pipeline import Pipeline, PipelineSettings, ingest as run_ingest
+    from ledbelly.pipeline import Pipeline, PipelineSettings
+    from ledbelly.pipeline import ingest as run_ingest
     from ledbelly.sources.files import read_path
 
     for p in paths:
@@ -117,11 +118,24 @@ def ingest(db_url: str | None, log_dir: Path, create_missing: bool | None,
 
 def _ingest_with_progress(pipeline: Any, messages: Iterator[Message], paths: tuple[str, ...],
                           run: Callable[..., Any]) -> Any:
-    if not sys.stderr.isatty() or paths == ("-",):
+    """On a terminal, a live count of messages committed; otherwise nothing."""
+    if not sys.stderr.isatty():
         return run(pipeline, messages)
-    with click.progressbar(length=None, label="ingesting", file=sys.stderr,
-                           show_pos=True) as bar:  # type: ignore[var-annotated]
-        return run(pipeline, messages, progress=bar.update)
+    import time
+
+    started = time.monotonic()
+    done = 0
+
+    def progress(n: int) -> None:
+        nonlocal done
+        done += n
+        rate = done / max(1e-6, time.monotonic() - started)
+        click.echo(f"\ringested {done} messages ({rate:,.0f}/s)\x1b[K", err=True, nl=False)
+
+    try:
+        return run(pipeline, messages, progress=progress)
+    finally:
+        click.echo("", err=True)
 
 
 @main.command()

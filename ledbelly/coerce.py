@@ -22,7 +22,7 @@ INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 LengthUnit = Literal["chars", "utf16", "bytes"]
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
-_INT_TEXT = re.compile(r"^\s*[+-]?\d+\s*$")
+_INT_TEXT = re.compile(r"^\s*[+-]?[0-9]+\s*$")
 
 
 class CoercionFailed(ValueError):
@@ -35,8 +35,9 @@ Coercer = Callable[[Any], Any]
 def _integer(lo: int, hi: int) -> Coercer:
     def coerce(value: Any) -> int:
         t = type(value)
+        n: int
         if t is int:
-            n = value
+            n = int(value)
         elif t is str:
             if not _INT_TEXT.match(value):
                 raise CoercionFailed(f"not an integer: {value[:80]!r}")

@@ -128,9 +128,7 @@ def open_engine(url: URL, pool_size: int = 5) -> Engine:
     else:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
                       pool_timeout=30)
-        if url.get_backend_name() == "postgresql":
-            kwargs["connect_args"] = {"connect_timeout": 10}
-        elif url.get_backend_name() in ("mysql", "mariadb"):
+        if url.get_backend_name() == "postgresql" or url.get_backend_name() in ("mysql", "mariadb"):
             kwargs["connect_args"] = {"connect_timeout": 10}
     engine = create_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":

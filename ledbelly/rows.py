@@ -62,10 +62,8 @@ class RowPlan:
         self.keep = frozenset(resolved_source(table, c) for c in table.data_columns if c.json)
         self.consumed = frozenset(s.source for s in self.slots)
         self.keep_prefixes = tuple(k + "_" for k in self.keep)
-        has = (lambda n: live_columns is None or n in live_columns)
-        self.has_processed_at = has("processed_at") and table.column("processed_at") is not None
-        self.has_local_time = (has("event_time_local")
-                               and table.column("event_time_local") is not None)
+        self.has_processed_at = _fillable(table, "processed_at", live_columns)
+        self.has_local_time = _fillable(table, "event_time_local", live_columns)
 
     def build(self, flat: dict[str, Any], processed_at: datetime,
               local_time: datetime | None) -> tuple[dict[str, Any], list[Issue]]:
@@ -100,6 +98,12 @@ class RowPlan:
             return []
         return sorted(k for k in extra if k not in self.keep and
                       not k.startswith(self.keep_prefixes))
+
+
+def _fillable(table: TableDef, name: str, live_columns: frozenset[str] | None) -> bool:
+    """A system column the schema has and the live table has too."""
+    in_db = live_columns is None or name in live_columns
+    return in_db and table.column(name) is not None
 
 
 def _size(col: ColumnDef) -> int | None:

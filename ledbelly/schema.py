@@ -24,12 +24,16 @@ TABLE_PREFIX = {"canvas": "live_", "caliper": "ims_"}
 SYSTEM_COLUMNS = frozenset(["processed_at", "event_time_local"])
 
 # LEDbelly's metadata naming: these metadata keys keep their own names as columns ...
-METADATA_PLAIN = frozenset(
-    """client_ip context_account_id context_sis_source_id event_name event_time developer_key_id
-    hostname http_method job_id job_tag producer real_user_id request_id root_account_lti_guid
-    root_account_uuid session_id time_zone referrer user_account_id user_agent""".split()
-)
+METADATA_PLAIN = frozenset([
+    "client_ip", "context_account_id", "context_sis_source_id", "event_name", "event_time",
+    "developer_key_id", "hostname", "http_method", "job_id", "job_tag", "producer",
+    "real_user_id", "request_id", "root_account_lti_guid", "root_account_uuid", "session_id",
+    "time_zone", "referrer", "user_account_id", "user_agent",
+])
 # ... and any other metadata key is stored as ``<key>_meta`` (user_id -> user_id_meta).
+
+# libyaml's safe loader when PyYAML was built with it: loading ~140 schema files 5x faster.
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -180,7 +184,7 @@ def table_to_dict(table: TableDef) -> dict[str, Any]:
 
 def load_table_file(path: Path) -> TableDef:
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         raise SchemaError(f"{path}: invalid YAML: {exc}") from exc
     return table_from_dict(doc, path)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, Table, inspect, insert, select
+from sqlalchemy import Connection, Engine, MetaData, Table, insert, inspect, select
 from sqlalchemy import exc as sa_exc
 
 from ledbelly.coerce import clean_text
@@ -178,7 +178,7 @@ class Sink:
     # ----- writing ------------------------------------------------------------------------
 
     def write(self, outcomes: Sequence[Outcome]) -> WriteReport:
-        """Commit a batch; raises ``TransientError`` (nothing committed) when the database is away."""
+        """Commit a batch; ``TransientError`` (nothing committed) if the database is away."""
         report = WriteReport()
         if outcomes:
             self._write(list(outcomes), report)

@@ -281,7 +281,8 @@ class Daemon:
         """With ``dead_letter_policy: redrive``, poison messages are left for SQS's DLQ."""
         if self.options.dead_letter_policy != "redrive":
             return outcomes
-        keep, poison = [], []
+        keep: list[Outcome] = []
+        poison: list[Outcome] = []
         for o in outcomes:
             (poison if o.kind == DEAD_LETTER else keep).append(o)
         if poison:

@@ -86,6 +86,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return fresh_database_url(request.param, tmp_path)
 
 
+@pytest.fixture(params=["postgresql", "mariadb"])
+def server_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database servers only, for behaviour SQLite does not share."""
+    return fresh_database_url(request.param, tmp_path)
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return fresh_database_url("sqlite", tmp_path)

@@ -79,7 +79,8 @@ def test_hostile_event_name_is_an_unknown_event(db_url: str, make_pipeline: Any)
     assert stats.unknown == 1
     engine = engine_for(db_url)
     with engine.connect() as conn:
-        stored = conn.execute(text("SELECT event_name, raw_body FROM ledbelly_unknown_events")).one()
+        stored = conn.execute(
+            text("SELECT event_name, raw_body FROM ledbelly_unknown_events")).one()
     engine.dispose()
     assert stored[0] == name
     assert json.loads(stored[1]) == payload
