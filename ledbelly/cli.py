@@ -204,5 +204,13 @@ def demo(count: int, db_url: str, seed: int) -> None:
     run_demo(count, db_url, seed, echo=click.echo)
 
 
+def _register_schema_commands() -> None:
+    from ledbelly.cli_schema import register
+
+    register(main)
+
+
+_register_schema_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -173,7 +173,7 @@ def suggest_cmd(log_dir: Path, db_url: str | None, no_db: bool, overlay: Path,
     ledbelly_unknown_events table. Example: ledbelly schema suggest && ledbelly schema apply
     schema-patch.yml
     """
-    from ledbelly.evolve import suggest
+    from ledbelly.patch import suggest
 
     engine = None if no_db else _engine(db_url)
     try:
@@ -198,7 +198,7 @@ def apply_cmd(patch_file: Path, schema_dir: Path | None) -> None:
 
     Then bring the database along with: ledbelly alter-tables --apply
     """
-    from ledbelly.evolve import Patch, apply_patch
+    from ledbelly.patch import Patch, apply_patch
     from ledbelly.schema import default_schema_dir
 
     written = apply_patch(Patch.load(patch_file), schema_dir or default_schema_dir())
