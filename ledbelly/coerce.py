@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 import orjson
@@ -95,6 +96,12 @@ def to_datetime(value: Any) -> datetime:
     """An ISO 8601 time as a naive UTC datetime, milliseconds kept."""
     if type(value) is not str:
         raise CoercionFailed(f"not an ISO 8601 time: {type(value).__name__}")
+    return _parse_time(value)
+
+
+@lru_cache(maxsize=16384)
+def _parse_time(value: str) -> datetime:
+    """Cached: one event's time is read for its table, for live_stream and for routing."""
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:

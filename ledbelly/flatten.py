@@ -20,6 +20,9 @@ def canvas_key(key: str) -> str:
     return _UNSAFE.sub("_", key)
 
 
+_JOINED: dict[str, dict[str, str]] = {}
+
+
 def flatten_canvas(
     obj: dict[str, Any], prefix: str, out: dict[str, Any], keep: frozenset[str] = frozenset()
 ) -> None:
@@ -28,8 +31,13 @@ def flatten_canvas(
     Lists stay lists (stored later as JSON text); a key named in ``keep`` is not
     descended into, so a ``json: true`` column gets the whole object.
     """
+    joined = _JOINED.get(prefix)
+    if joined is None or len(joined) > 4096:
+        joined = _JOINED[prefix] = {}
     for k, v in obj.items():
-        key = prefix + canvas_key(k)
+        key = joined.get(k)
+        if key is None:
+            key = joined[k] = prefix + canvas_key(k)
         if type(v) is dict and key not in keep:
             flatten_canvas(v, key + "_", out, keep)
         else:

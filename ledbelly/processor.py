@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -156,4 +157,10 @@ class Processor:
     def _local(self, event_time: datetime | None) -> datetime | None:
         if event_time is None:
             return None
-        return event_time.replace(tzinfo=UTC).astimezone(self._zone).replace(tzinfo=None)
+        return _to_local(event_time, self._zone)
+
+
+@lru_cache(maxsize=16384)
+def _to_local(event_time: datetime, zone: ZoneInfo | None) -> datetime:
+    """A naive UTC time in the local zone (``event_time_local``), cached per distinct time."""
+    return event_time.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)

@@ -12,6 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from ledbelly.coerce import (
+    BIGINT_MAX,
+    BIGINT_MIN,
+    INT_MAX,
+    INT_MIN,
     Coercer,
     CoercionFailed,
     LengthUnit,
@@ -19,6 +23,9 @@ from ledbelly.coerce import (
     fits,
     length_unit,
     stored_length,
+    text_of,
+    to_bigint,
+    to_int,
     trim,
 )
 from ledbelly.schema import ColumnDef, TableDef, resolved_source
@@ -64,27 +71,13 @@ class RowPlan:
         self.keep_prefixes = tuple(k + "_" for k in self.keep)
         self.has_processed_at = _fillable(table, "processed_at", live_columns)
         self.has_local_time = _fillable(table, "event_time_local", live_columns)
+        self._build = _compile(self.slots)
 
     def build(self, flat: dict[str, Any], processed_at: datetime,
               local_time: datetime | None) -> tuple[dict[str, Any], list[Issue]]:
         """The row for ``flat``, and what had to be trimmed or nulled to store it."""
-        row: dict[str, Any] = {}
         issues: list[Issue] = []
-        get = flat.get
-        for slot in self.slots:
-            value = get(slot.source)
-            if value is None:
-                row[slot.column] = None
-                continue
-            try:
-                value = slot.coerce(value)
-            except CoercionFailed as exc:
-                issues.append(Issue(slot.column, "null", value=value, reason=str(exc)))
-                row[slot.column] = None
-                continue
-            if slot.size is not None and type(value) is str and len(value) > slot.size // 4:
-                value = _fit(slot, value, issues)
-            row[slot.column] = value
+        row = self._build(flat, issues)
         if self.has_processed_at:
             row["processed_at"] = processed_at
         if self.has_local_time:
@@ -98,6 +91,69 @@ class RowPlan:
             return []
         return sorted(k for k in extra if k not in self.keep and
                       not k.startswith(self.keep_prefixes))
+
+
+def _convert(slot: _Slot, value: Any, issues: list[Issue]) -> Any:
+    """The general path for one value: coerce, then fit; a failure is NULL plus an issue."""
+    try:
+        value = slot.coerce(value)
+    except CoercionFailed as exc:
+        issues.append(Issue(slot.column, "null", value=value, reason=str(exc)))
+        return None
+    if slot.size is not None and type(value) is str and len(value) > slot.size // 4:
+        value = _fit(slot, value, issues)
+    return value
+
+
+_INT_DIGITS = 18  # any run of at most 18 ASCII digits fits a bigint and an int is checked
+
+
+def _compile(slots: list[_Slot]) -> Callable[[dict[str, Any], list[Issue]], dict[str, Any]]:
+    """Generate straight-line code for one table's row: the hot path of the pipeline.
+
+    Common values (ASCII strings that fit, digit-string ids, ints in range) are accepted
+    inline; anything else goes through ``_convert``, which coerces, trims and reports.
+    Generated once per table and dialect, like ``dataclasses`` generates ``__init__``.
+    """
+    env: dict[str, Any] = {"_convert": _convert, "str": str, "int": int, "NUL": "\x00"}
+    lines = ["def build(flat, issues):", "    get = flat.get"]
+    for i, slot in enumerate(slots):
+        env[f"s{i}"] = slot
+        lines.append(f"    v = get({slot.source!r})")
+        fast = _fast_check(slot)
+        if fast is None:
+            lines.append(f"    if v is not None: v = _convert(s{i}, v, issues)")
+        elif fast.startswith("int:"):
+            lines.append("    if v is not None:")
+            lines.append(f"        if {fast[4:]}: v = int(v)")
+            lines.append(f"        elif not (v.__class__ is int and {_range(slot)}):")
+            lines.append(f"            v = _convert(s{i}, v, issues)")
+        else:
+            lines.append(f"    if v is not None and not ({fast}): v = _convert(s{i}, v, issues)")
+        lines.append(f"    r{i} = v")
+    items = ", ".join(f"{slot.column!r}: r{i}" for i, slot in enumerate(slots))
+    lines.append(f"    return {{{items}}}")
+    exec("\n".join(lines), env)  # the source is built above from validated names
+    return env["build"]  # type: ignore[no-any-return]
+
+
+def _fast_check(slot: _Slot) -> str | None:
+    coerce = slot.coerce
+    if coerce is to_bigint or coerce is to_int:
+        return (f"int:v.__class__ is str and v.isdigit() and v.isascii() "
+                f"and len(v) <= {_INT_DIGITS if coerce is to_bigint else 9}")
+    if coerce is text_of:
+        ascii_ok = "v.__class__ is str and v.isascii() and '\\x00' not in v"
+        if slot.size is not None:
+            return f"{ascii_ok} and len(v) <= {slot.size}"
+        return ascii_ok
+    return None
+
+
+def _range(slot: _Slot) -> str:
+    if slot.coerce is to_bigint:
+        return f"{BIGINT_MIN} <= v <= {BIGINT_MAX}"
+    return f"{INT_MIN} <= v <= {INT_MAX}"
 
 
 def _fillable(table: TableDef, name: str, live_columns: frozenset[str] | None) -> bool:
