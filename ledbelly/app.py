@@ -31,7 +31,8 @@ def build_daemon(settings: DaemonSettings, url: URL, log_dir: Path,
     pipeline = Pipeline(PipelineSettings(
         url=url, log_dir=log_dir, schema_dir=schema_dir, create_missing=create_missing,
         live_stream=settings.live_stream, time_zone=settings.time_zone,
-        batch_size=settings.batch_size, pool_size=max(2, settings.writers + 1)))
+        batch_size=settings.batch_size, pool_size=max(2, settings.writers + 1),
+        schema_evolution=settings.schema_evolution))
     missing = pipeline.prepare()
     if missing:
         log.warning("%d event tables are missing in %s; their events are stored in "

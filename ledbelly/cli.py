@@ -75,11 +75,16 @@ def main() -> None:
 @schemas_option
 @click.option("--batch-size", default=500, show_default=True, help="Messages per transaction.")
 @click.option("--no-live-stream", is_flag=True, help="Do not fill the live_stream table.")
+@click.option("--schema-evolution", type=click.Choice(["off", "add_columns",
+                                                       "add_columns_and_tables"]),
+              default="off", show_default=True,
+              help="Add columns for new fields (and tables for new events) instead of "
+                   "logging them; changes go to schemas.local/ for review.")
 @click.argument("paths", nargs=-1, required=True)
 @reports_errors
 def ingest(db_url: str | None, log_dir: Path, create_missing: bool | None,
            schema_dir: Path | None, batch_size: int, no_live_stream: bool,
-           paths: tuple[str, ...]) -> None:
+           schema_evolution: str, paths: tuple[str, ...]) -> None:
     """Load events from files (.json, .jsonl, .ndjson) or - (stdin) into the database.
 
     Example: ledbelly simulate -n 1000 | ledbelly ingest -
@@ -94,7 +99,8 @@ def ingest(db_url: str | None, log_dir: Path, create_missing: bool | None,
     url = resolve_url(db_url)
     settings = PipelineSettings(url=url, log_dir=log_dir, schema_dir=schema_dir,
                                 create_missing=create_missing, batch_size=batch_size,
-                                live_stream=not no_live_stream)
+                                live_stream=not no_live_stream,
+                                schema_evolution=schema_evolution)
     pipeline = Pipeline(settings)
     try:
         missing = pipeline.prepare()

@@ -5,21 +5,27 @@ Both ``ingest`` and the daemon build their pipeline here, so they behave the sam
 
 from __future__ import annotations
 
+import queue
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import URL, Engine
+
+if TYPE_CHECKING:
+    from ledbelly.evolve import Evolver
 
 from ledbelly.db import open_engine
 from ledbelly.errors import TransientError
 from ledbelly.logs import EventLogs
 from ledbelly.message import Message
 from ledbelly.processor import DEAD_LETTER, INSERTED, UNKNOWN, Outcome, Processor, ProcessorOptions
-from ledbelly.schema import Catalog
+from ledbelly.schema import Catalog, TableDef
 from ledbelly.sink import Sink, WriteReport
 
 
@@ -36,6 +42,7 @@ class PipelineSettings:
     time_zone: str | None = None
     batch_size: int = 500
     pool_size: int = 5
+    schema_evolution: str = "off"
 
 
 @dataclass
@@ -73,13 +80,36 @@ class Pipeline:
 
     def __init__(self, settings: PipelineSettings, engine: Engine | None = None) -> None:
         self.settings = settings
-        self.catalog = Catalog.load(settings.schema_dir, settings.overlay_dir)
+        overlay = settings.overlay_dir or Path("schemas.local")
+        self.catalog = Catalog.load(settings.schema_dir, overlay)
         self.engine = engine or open_engine(settings.url, settings.pool_size)
         self.logs = EventLogs(settings.log_dir)
         self.sink = Sink(self.engine, self.catalog, self.logs, settings.create_missing)
+        self.evolver = self._evolver(overlay) if settings.schema_evolution != "off" else None
         self.processor = Processor(
             self.catalog, self.sink.dialect, self.logs, self.sink.live_columns,
-            ProcessorOptions(live_stream=settings.live_stream, time_zone=settings.time_zone))
+            ProcessorOptions(live_stream=settings.live_stream, time_zone=settings.time_zone),
+            evolver=self.evolver)
+
+    def _evolver(self, overlay: Path) -> Evolver:
+        from ledbelly.evolve import Evolver
+
+        def changed(table: TableDef) -> None:
+            self.sink.forget(table.name)
+            self.processor.reset_plans()
+
+        return Evolver(self.engine, self.catalog, overlay, self.logs,
+                       self.settings.schema_evolution, on_change=changed)
+
+    def replay_created(self) -> int:
+        """Stored unknown events of types that evolution just gave a table: into it."""
+        from ledbelly.evolve import replay_unknown
+
+        replayed = 0
+        while self.processor.created_tables:
+            table = self.processor.created_tables.pop()
+            replayed += replay_unknown(self.sink, self.processor, table)
+        return replayed
 
     def prepare(self) -> list[str]:
         return self.sink.prepare()
@@ -113,19 +143,67 @@ def write_with_retry(sink: Sink, outcomes: list[Outcome], attempts: int,
 
 def ingest(pipeline: Pipeline, messages: Iterable[Message], stats: Stats | None = None,
            progress: Callable[[int], None] | None = None, retries: int = 4) -> Stats:
-    """Process and commit ``messages`` in batches; every message ends accounted for."""
+    """Process and commit ``messages`` in batches; every message ends accounted for.
+
+    Parsing runs in this thread while the previous batch is written in another, so the
+    database's time and Python's overlap (the driver releases the GIL while it waits).
+    """
     stats = stats or Stats()
-    batch: list[Outcome] = []
     size = pipeline.settings.batch_size
-    for msg in messages:
-        batch.append(pipeline.processor.process(msg))
-        if len(batch) >= size:
-            stats.add(write_with_retry(pipeline.sink, batch, retries))
-            if progress:
-                progress(len(batch))
-            batch = []
-    if batch:
-        stats.add(write_with_retry(pipeline.sink, batch, retries))
-        if progress:
-            progress(len(batch))
+    with _BatchWriter(pipeline.sink, stats, progress, retries) as writer:
+        batch: list[Outcome] = []
+        for msg in messages:
+            batch.append(pipeline.processor.process(msg))
+            if len(batch) >= size:
+                writer.put(batch)
+                batch = []
+        if batch:
+            writer.put(batch)
+    if pipeline.processor.created_tables:
+        pipeline.replay_created()
     return stats
+
+
+class _BatchWriter:
+    """One background thread committing batches in order; its errors surface in ``put``."""
+
+    def __init__(self, sink: Sink, stats: Stats, progress: Callable[[int], None] | None,
+                 retries: int) -> None:
+        self._queue: queue.Queue[list[Outcome] | None] = queue.Queue(maxsize=2)
+        self._sink, self._stats, self._progress, self._retries = sink, stats, progress, retries
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="ledbelly-ingest-writer",
+                                        daemon=True)
+
+    def __enter__(self) -> _BatchWriter:
+        self._thread.start()
+        return self
+
+    def put(self, batch: list[Outcome]) -> None:
+        self._raise_if_failed()
+        while True:
+            try:
+                self._queue.put(batch, timeout=0.5)
+                return
+            except queue.Full:
+                self._raise_if_failed()
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._error is not None:
+                continue
+            try:
+                self._stats.add(write_with_retry(self._sink, batch, self._retries))
+                if self._progress:
+                    self._progress(len(batch))
+            except BaseException as exc:  # handed to the caller's thread
+                self._error = exc
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def __exit__(self, *exc: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._raise_if_failed()

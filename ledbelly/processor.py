@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from ledbelly import parsers
@@ -48,6 +48,23 @@ class Outcome:
 LiveColumns = Callable[[TableDef], frozenset[str] | None]
 
 
+class SchemaEvolver(Protocol):
+    """What the processor asks of opt-in schema evolution (``ledbelly.evolve.Evolver``)."""
+
+    @property
+    def adds_columns(self) -> bool: ...
+
+    @property
+    def creates_tables(self) -> bool: ...
+
+    def add_columns(self, table: TableDef, fields: dict[str, Any]) -> TableDef | None: ...
+
+    def widen(self, table: TableDef, column: str, needed_size: int) -> TableDef | None: ...
+
+    def create_table(self, fmt: str, event_name: str,
+                     flat_sample: dict[str, Any]) -> TableDef | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessorOptions:
     live_stream: bool = True
@@ -58,7 +75,8 @@ class Processor:
     """Parses, routes, flattens, coerces and trims; pure but for log lines."""
 
     def __init__(self, catalog: Catalog, dialect: str, logs: EventLogs,
-                 live_columns: LiveColumns, options: ProcessorOptions | None = None) -> None:
+                 live_columns: LiveColumns, options: ProcessorOptions | None = None,
+                 evolver: SchemaEvolver | None = None) -> None:
         self.catalog = catalog
         self.dialect = dialect
         self.logs = logs
@@ -69,6 +87,8 @@ class Processor:
         self._lock = threading.Lock()
         self._zone = ZoneInfo(self.options.time_zone) if self.options.time_zone else None
         self._stream = catalog.stream_tables if self.options.live_stream else ()
+        self.evolver = evolver
+        self.created_tables: list[TableDef] = []  # by evolution, for their unknown events
 
     def reset_plans(self) -> None:
         """Forget prepared plans, after the database or the schemas changed."""
@@ -93,6 +113,8 @@ class Processor:
             return Outcome(msg, DEAD_LETTER, event_name=name, error=str(exc))
         event_time = self._event_time(env.event_time)
         table = self.catalog.route(env.format, env.event_name)
+        if table is None and self.evolver is not None and self.evolver.creates_tables:
+            table = self._create_table(env)
         if table is None:
             return Outcome(msg, UNKNOWN, env.event_name, env.format, event_time=event_time,
                            error="no table for this event")
@@ -102,14 +124,30 @@ class Processor:
                            error=f"table {table.name} is missing in the database")
         return self._rows(msg, env, table, plan, event_time)
 
+    def _create_table(self, env: parsers.Envelope) -> TableDef | None:
+        assert self.evolver is not None
+        new = self.evolver.create_table(env.format, env.event_name,
+                                        parsers.flatten(env, frozenset()))
+        if new is not None:
+            with self._lock:
+                self.created_tables.append(new)
+        return new
+
     def _rows(self, msg: Message, env: parsers.Envelope, table: TableDef, plan: RowPlan,
               event_time: datetime | None) -> Outcome:
         flat = parsers.flatten(env, plan.keep)
+        if self.evolver is not None and self.evolver.adds_columns:
+            table, plan, flat = self._evolve(env, table, plan, flat)
         now = datetime.now(UTC).replace(tzinfo=None)
         local = self._local(event_time)
         out = Outcome(msg, INSERTED, env.event_name, env.format, table.name,
                       event_time=event_time)
         row, issues = plan.build(flat, now, local)
+        if issues and self.evolver is not None and self.evolver.adds_columns:
+            widened = self._widen(table, issues)
+            if widened is not None:
+                plan = widened
+                row, issues = plan.build(flat, now, local)
         out.rows.append((table.name, row))
         self._report(env.event_name, table.name, issues, out)
         self._log_undefined(env.event_name, table.name, plan, flat, out)
@@ -121,6 +159,29 @@ class Processor:
                     out.rows.append((stream.name, srow))
                     self._report(env.event_name, stream.name, sissues, out)
         return out
+
+    def _evolve(self, env: parsers.Envelope, table: TableDef, plan: RowPlan,
+                flat: dict[str, Any]) -> tuple[TableDef, RowPlan, dict[str, Any]]:
+        """New fields become new columns (``schema_evolution: add_columns``)."""
+        assert self.evolver is not None
+        extra = {k: flat[k] for k in plan.undefined(flat) if k not in plan.missing_in_db}
+        if not extra:
+            return table, plan, flat
+        new = self.evolver.add_columns(table, extra)
+        new_plan = self.plan(new) if new is not None else None
+        if new is None or new_plan is None:
+            return table, plan, flat
+        return new, new_plan, parsers.flatten(env, new_plan.keep)
+
+    def _widen(self, table: TableDef, issues: list[Any]) -> RowPlan | None:
+        """Strings widened instead of trimmed, when evolution is on."""
+        assert self.evolver is not None
+        changed = None
+        for issue in issues:
+            if issue.kind == "trim":
+                changed = self.evolver.widen(table, issue.column, issue.supplied) or changed
+                table = changed or table
+        return self.plan(changed) if changed is not None else None
 
     def _report(self, event: str, table: str, issues: list[Any], out: Outcome) -> None:
         for issue in issues:

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, MetaData, Table, insert, inspect, select
 from sqlalchemy import exc as sa_exc
 
+from ledbelly.bulk import inserter_for
 from ledbelly.coerce import clean_text
 from ledbelly.errors import (
     DatabaseUnavailable,
@@ -45,14 +46,22 @@ _PG_TRANSIENT_CLASSES = frozenset(["08", "40", "53", "57", "58"])
 
 def classify_db_error(exc: BaseException) -> LedbellyError:
     """Map a driver error to ``TransientError`` (retry) or ``RowError`` (dead letter)."""
+    if isinstance(exc, LedbellyError):
+        return exc
     if isinstance(exc, sa_exc.TimeoutError):
         return DatabaseUnavailable(f"connection pool timed out: {exc}")
-    if not isinstance(exc, sa_exc.DBAPIError):
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError):
+            return DatabaseUnavailable(_first_line(exc.orig) if exc.orig else str(exc))
+        orig: BaseException = exc.orig if exc.orig is not None else exc
+    elif _is_dbapi_error(exc):
+        orig = exc  # raised by the driver outside SQLAlchemy (COPY)
+        if type(exc).__name__ in ("OperationalError", "InterfaceError") and \
+                not getattr(exc, "pgcode", None):
+            return DatabaseUnavailable(_first_line(exc))
+    else:
         return RowError(f"{type(exc).__name__}: {exc}")
-    text = _first_line(exc.orig) if exc.orig is not None else str(exc)
-    if exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError):
-        return DatabaseUnavailable(text)
-    orig = exc.orig
+    text = _first_line(orig)
     sqlstate = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
     if isinstance(sqlstate, str) and sqlstate:
         if sqlstate[:2] in _PG_TRANSIENT_CLASSES or sqlstate == "55P03":
@@ -64,13 +73,23 @@ def classify_db_error(exc: BaseException) -> LedbellyError:
         if code in _MYSQL_TRANSIENT or 2000 <= code < 3000:
             return DatabaseUnavailable(text)
         return RowError(text)
-    if isinstance(exc, sa_exc.OperationalError):
+    if isinstance(exc, sa_exc.OperationalError) or type(orig).__name__ == "OperationalError":
         lowered = text.lower()
         if "locked" in lowered or "busy" in lowered or "unable to open" in lowered \
                 or "disk i/o" in lowered or "connect" in lowered or "closed" in lowered:
             return DatabaseUnavailable(text)
         return RowError(text)
     return RowError(text)
+
+
+def _is_dbapi_error(exc: BaseException) -> bool:
+    """A PEP 249 driver error: every driver's errors derive from its own ``Error``."""
+    return any(c.__name__ == "Error" and c.__module__.split(".")[0] in _DRIVERS
+               for c in type(exc).__mro__)
+
+
+_DRIVERS = frozenset(["psycopg2", "psycopg", "MySQLdb", "pymysql", "sqlite3", "pyodbc",
+                      "oracledb"])
 
 
 def _first_line(err: BaseException) -> str:
@@ -99,6 +118,7 @@ class Sink:
         self.catalog = catalog
         self.logs = logs
         self.dialect = engine.dialect.name
+        self._bulk = inserter_for(self.dialect, engine.dialect.driver)
         self.create_missing = (self.dialect == "sqlite") if create_missing is None \
             else create_missing
         self.metadata = MetaData()
@@ -189,7 +209,7 @@ class Sink:
             with self.engine.begin() as conn:
                 fresh, dups = self._dedupe(conn, outcomes)
                 self._insert(conn, fresh)
-        except (sa_exc.SQLAlchemyError, ValueError, TypeError, OverflowError) as exc:
+        except Exception as exc:  # classified: transient ones are retried, never dead letters
             err = classify_db_error(exc)
             if isinstance(err, TransientError):
                 raise err from exc
@@ -244,9 +264,9 @@ class Sink:
         self.insert_rows(conn, self.system[LEDGER], ledger_rows)
 
     def insert_rows(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-        """One multi-row insert per table; rows of one table share their keys."""
+        """One bulk insert per table (COPY on PostgreSQL); rows of one table share keys."""
         if rows:
-            conn.execute(insert(table), rows)
+            self._bulk(conn, table, rows)
 
     # ----- dead letters -------------------------------------------------------------------
 
@@ -268,7 +288,7 @@ class Sink:
                         dead.message = _unstorable_copy(outcome.message)
                     self._insert(conn, fresh)
                 break
-            except (sa_exc.SQLAlchemyError, ValueError, TypeError) as again:
+            except Exception as again:
                 second = classify_db_error(again)
                 if isinstance(second, TransientError):
                     raise second from again

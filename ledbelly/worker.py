@@ -275,6 +275,9 @@ class Daemon:
                     pause = min(pause, max(0.0, self._deadline - 1 - time.monotonic()))
                 time.sleep(pause)
         self._acknowledge(report, batch)
+        if self.pipeline.processor.created_tables:
+            replayed = self.pipeline.replay_created()
+            log.info("replayed %d stored unknown events into new tables", replayed)
 
     def _redrive(self, outcomes: list[Outcome], batch: list[tuple[Message, Binding]]
                  ) -> list[Outcome]:

@@ -25,7 +25,6 @@ from ledbelly.evolve import (
     _compare,
     apply_patch,
     plan_alter,
-    replay_unknown,
     suggest,
 )
 from ledbelly.infer import column_name, headroom, infer_column
@@ -202,22 +201,6 @@ def test_suggest_from_logs_then_apply(tmp_path: Path) -> None:
 
 # ----- evolution end to end -------------------------------------------------------------------
 
-def evolving_ingest(pipeline: Any, evolver: Evolver, messages: list[Any]) -> None:
-    """What the daemon does with schema_evolution on: evolve first, then process."""
-    batch = []
-    for msg in messages:
-        evolver.evolve_for(pipeline.processor, msg)
-        batch.append(pipeline.processor.process(msg))
-    pipeline.sink.write(batch)
-
-
-def forget_all(pipeline: Any) -> Any:
-    def hook(table: TableDef) -> None:
-        pipeline.sink.forget(table.name)
-        pipeline.processor.reset_plans()
-    return hook
-
-
 def test_evolution_adds_columns_and_tables_and_suggest_closes_the_loop(
         db_url: str, make_pipeline: Any, tmp_path: Path) -> None:
     schemas = copy_schemas(tmp_path)
@@ -228,15 +211,16 @@ def test_evolution_adds_columns_and_tables_and_suggest_closes_the_loop(
     stored = sqs_message("m-unknown-1", "badge_awarded", new_type)
     ingest(pipeline, [stored])  # evolution off: stored as an unknown event
 
-    evolver = Evolver(pipeline.engine, pipeline.catalog, overlay, pipeline.logs,
-                      "add_columns_and_tables", on_change=forget_all(pipeline))
+    # The real path: ingest with schema_evolution on (the daemon uses the same processor).
+    evolving = make_pipeline(db_url, schema_dir=schemas, overlay_dir=overlay,
+                             schema_evolution="add_columns_and_tables")
     with_field = canvas_event(asset_id="21070000000000144", asset_type="course",
                               sparkle_level=7)
     later = canvas_event("badge_awarded", badge_id="21070000000000010", badge_name="Spät")
-    evolving_ingest(pipeline, evolver, [sqs_message("m-1", "asset_accessed", with_field),
-                                        sqs_message("m-2", "badge_awarded", later)])
-    new_table = pipeline.catalog.tables["live_badge_awarded"]
-    assert replay_unknown(pipeline.sink, pipeline.processor, new_table) == 1
+    stats = ingest(evolving, [sqs_message("m-1", "asset_accessed", with_field),
+                              sqs_message("m-2", "badge_awarded", later)])
+    assert stats.rows["canvas"] == 2 and stats.unknown == 0
+    pipeline = evolving
 
     with pipeline.engine.connect() as conn:
         md = MetaData()
