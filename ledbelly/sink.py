@@ -170,23 +170,32 @@ class Sink:
                 self._tables.pop(table_name, None)
 
     def _reflect(self, table: TableDef) -> frozenset[str] | None:
+        """Live column names, as schema names (Oracle's shortened names mapped back)."""
+        sa_table = self.sa_table(table)
         try:
             with self.engine.connect() as conn:
                 insp = inspect(conn)
-                if not insp.has_table(table.name):
+                if not insp.has_table(sa_table.name):
                     if not self.create_missing:
                         return None
-                    self.sa_table(table).create(conn, checkfirst=True)
+                    sa_table.create(conn, checkfirst=True)
                     conn.commit()
                     insp = inspect(conn)
-                return frozenset(c["name"] for c in insp.get_columns(table.name))
+                live = {c["name"].lower() for c in insp.get_columns(sa_table.name)}
         except sa_exc.SQLAlchemyError as exc:
             raise classify_db_error(exc) from exc
+        return frozenset(c.key for c in sa_table.columns if c.name.lower() in live)
 
     def sa_table(self, table: TableDef) -> Table:
+        """The insert target; on Oracle names over the limit are shortened, keys stay long."""
         found = self._tables.get(table.name)
         if found is None:
-            found = build_table(table, MetaData())
+            if self.dialect == "oracle":
+                from ledbelly.ddl import DdlOptions, event_table
+
+                found = event_table(table, MetaData(), DdlOptions.for_engine(self.engine))
+            else:
+                found = build_table(table, MetaData())
             self._tables[table.name] = found
         return found
 
