@@ -52,6 +52,9 @@ def caliper_segment(key: str) -> str:
     return _CALIPER_UNSAFE.sub("_", key.lower()).strip("_")
 
 
+_CALIPER_JOINED: dict[str, dict[str, str]] = {}
+
+
 def flatten_caliper(
     obj: dict[str, Any], prefix: str, out: dict[str, Any], keep: frozenset[str] = frozenset()
 ) -> None:
@@ -60,14 +63,14 @@ def flatten_caliper(
     ``actor.extensions["com.instructure.canvas"].entity_id`` becomes ``actor_entity_id``;
     a list of scalars becomes a comma-joined string, a list of objects stays a list.
     """
+    joined = _CALIPER_JOINED.get(prefix)
+    if joined is None or len(joined) > 4096:
+        joined = _CALIPER_JOINED[prefix] = {}
     for k, v in obj.items():
-        seg = caliper_segment(k)
-        if not seg:
-            key = prefix
-        elif prefix:
-            key = prefix + "_" + seg
-        else:
-            key = seg
+        key = joined.get(k)
+        if key is None:
+            seg = caliper_segment(k)
+            key = joined[k] = (prefix + "_" + seg if prefix and seg else seg or prefix)
         if type(v) is dict and key not in keep:
             flatten_caliper(v, key, out, keep)
         elif type(v) is list and key not in keep and all(not isinstance(x, dict | list) for x in v):

@@ -155,7 +155,7 @@ class Processor:
             for stream in self._stream:
                 splan = self.plan(stream)
                 if splan is not None:
-                    srow, sissues = splan.build(flat, now, local)
+                    srow, sissues = splan.build_after(plan, flat, row, issues, now, local)
                     out.rows.append((stream.name, srow))
                     self._report(env.event_name, stream.name, sissues, out)
         return out

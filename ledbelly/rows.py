@@ -7,7 +7,7 @@ front, so building a row is one pass over a list with no look-ups by name.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -72,12 +72,36 @@ class RowPlan:
         self.has_processed_at = _fillable(table, "processed_at", live_columns)
         self.has_local_time = _fillable(table, "event_time_local", live_columns)
         self._build = _compile(self.slots)
+        self._followers: dict[int, tuple[Any, dict[str, list[str]]]] = {}
 
     def build(self, flat: dict[str, Any], processed_at: datetime,
               local_time: datetime | None) -> tuple[dict[str, Any], list[Issue]]:
         """The row for ``flat``, and what had to be trimmed or nulled to store it."""
         issues: list[Issue] = []
         row = self._build(flat, issues)
+        if self.has_processed_at:
+            row["processed_at"] = processed_at
+        if self.has_local_time:
+            row["event_time_local"] = local_time
+        return row, issues
+
+    def build_after(self, leader: RowPlan, flat: dict[str, Any], lead_row: dict[str, Any],
+                    lead_issues: list[Issue], processed_at: datetime,
+                    local_time: datetime | None) -> tuple[dict[str, Any], list[Issue]]:
+        """Like ``build``, reusing values ``leader`` already converted the same way.
+
+        ``live_stream`` repeats most of an event table's metadata columns; converting them
+        once halves its cost. The leader's trims and NULLs are reported for both tables.
+        """
+        follower = self._followers.get(id(leader))
+        if follower is None:
+            follower = self._followers[id(leader)] = _compile_follower(self.slots, leader.slots)
+        build, reused = follower
+        issues: list[Issue] = []
+        row = build(flat, issues, lead_row)
+        for issue in lead_issues:
+            for column in reused.get(issue.column, ()):
+                issues.append(replace(issue, column=column))
         if self.has_processed_at:
             row["processed_at"] = processed_at
         if self.has_local_time:
@@ -108,7 +132,22 @@ def _convert(slot: _Slot, value: Any, issues: list[Issue]) -> Any:
 _INT_DIGITS = 18  # any run of at most 18 ASCII digits fits a bigint and an int is checked
 
 
-def _compile(slots: list[_Slot]) -> Callable[[dict[str, Any], list[Issue]], dict[str, Any]]:
+def _compile_follower(slots: list[_Slot], leader: list[_Slot]
+                      ) -> tuple[Any, dict[str, list[str]]]:
+    """``_compile`` for a table whose values may be taken from another table's row."""
+    same = {(s.source, s.coerce, s.size, s.unit): s.column for s in leader}
+    reuse: dict[int, str] = {}
+    reused: dict[str, list[str]] = {}
+    for i, slot in enumerate(slots):
+        lead_column = same.get((slot.source, slot.coerce, slot.size, slot.unit))
+        if lead_column is not None:
+            reuse[i] = lead_column
+            reused.setdefault(lead_column, []).append(slot.column)
+    return _compile(slots, reuse), reused
+
+
+def _compile(slots: list[_Slot], reuse: dict[int, str] | None = None
+             ) -> Callable[..., dict[str, Any]]:
     """Generate straight-line code for one table's row: the hot path of the pipeline.
 
     Common values (ASCII strings that fit, digit-string ids, ints in range) are accepted
@@ -116,9 +155,13 @@ def _compile(slots: list[_Slot]) -> Callable[[dict[str, Any], list[Issue]], dict
     Generated once per table and dialect, like ``dataclasses`` generates ``__init__``.
     """
     env: dict[str, Any] = {"_convert": _convert, "str": str, "int": int, "NUL": "\x00"}
-    lines = ["def build(flat, issues):", "    get = flat.get"]
+    reuse = reuse or {}
+    lines = ["def build(flat, issues, lead=None):", "    get = flat.get"]
     for i, slot in enumerate(slots):
         env[f"s{i}"] = slot
+        if i in reuse:
+            lines.append(f"    r{i} = lead[{reuse[i]!r}]")
+            continue
         lines.append(f"    v = get({slot.source!r})")
         fast = _fast_check(slot)
         if fast is None:

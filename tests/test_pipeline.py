@@ -194,3 +194,23 @@ def test_bare_events_are_keyed_by_their_hash(sqlite_url: str, make_pipeline: Any
     assert ingest(pipeline, read_path(str(path))).rows["canvas"] == 5
     assert ingest(pipeline, read_path(str(path))).duplicates == 5
     assert _count(sqlite_url, "live_asset_accessed") == 5
+
+
+def test_trims_are_logged_for_the_event_table_and_live_stream(
+        sqlite_url: str, make_pipeline: Any) -> None:
+    pipeline = make_pipeline(sqlite_url)
+    payload = canvas_event()
+    payload["metadata"]["user_agent"] = "Mozilla/5.0 " + "x" * 1000
+    payload["metadata"]["context_sis_source_id"] = "s" * 50  # 64 in the table, 32 in stream
+    ingest(pipeline, [sqs_message("long-agent", "asset_accessed", payload)])
+    log = (pipeline.settings.log_dir / "sql-truncations.log").read_text()
+    assert "live_asset_accessed.user_agent supplied 1012, expecting 512" in log
+    assert "live_stream.user_agent supplied 1012, expecting 512" in log
+    assert "live_stream.context_sis_source_id supplied 50, expecting 32" in log
+    assert "live_asset_accessed.context_sis_source_id" not in log
+    engine = engine_for(sqlite_url)
+    with engine.connect() as conn:
+        stream = conn.execute(text("SELECT user_agent, context_sis_source_id FROM live_stream")
+                              ).one()
+    engine.dispose()
+    assert stream[0] == ("Mozilla/5.0 " + "x" * 1000)[:512] and stream[1] == "s" * 32
