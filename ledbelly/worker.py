@@ -385,7 +385,7 @@ class Daemon:
         with self._held_lock:
             for h in self._held.values():
                 vt = h.binding.visibility_timeout
-                if vt and h.visible_at - now < max(5.0, vt * 0.4):
+                if vt and h.visible_at - now < max(min(5.0, vt * 0.5), vt * 0.4):
                     due.setdefault(id(h.binding), (h.binding, []))[1].append(h)
         for b, held in due.values():
             assert b.visibility_timeout is not None

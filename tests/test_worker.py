@@ -180,3 +180,28 @@ def test_a_poller_survives_unexpected_errors(sqlite_url: str, make_pipeline: Any
         daemon.wait()
     assert calls["n"] >= 2
     assert threading.active_count() >= 1
+
+
+class _RecordingSource(MemorySource):
+    def __init__(self, messages: list[Message]) -> None:
+        super().__init__(messages)
+        self.extended: list[tuple[str, int]] = []
+
+    def extend(self, messages: Any, seconds: int) -> None:
+        self.extended.extend((m.message_id, seconds) for m in messages)
+
+
+def test_slow_batches_have_their_visibility_extended(sqlite_url: str,
+                                                     make_pipeline: Any) -> None:
+    pipeline = make_pipeline(sqlite_url)
+    pipeline.sink = _SlowSink(pipeline.sink, 3.0)
+    source = _RecordingSource(_messages(5))
+    daemon = Daemon(pipeline, [Binding(source, 1, 0.1, visibility_timeout=2)],
+                    WorkerOptions(batch_size=10, max_batch_wait=0.05,
+                                  housekeeping_interval=0.2))
+    daemon.start()
+    _wait_for(lambda: source.acked == 5)
+    daemon.stop()
+    daemon.wait()
+    assert {mid for mid, _ in source.extended} == {f"m-{i}" for i in range(5)}
+    assert all(seconds == 2 for _, seconds in source.extended)
