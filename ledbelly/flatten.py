@@ -23,6 +23,16 @@ def canvas_key(key: str) -> str:
 _JOINED: dict[str, dict[str, str]] = {}
 
 
+def _joined_keys(store: dict[str, dict[str, str]], prefix: str) -> dict[str, str]:
+    """The memo of flat keys under ``prefix``; bounded, as keys come from the payload."""
+    joined = store.get(prefix)
+    if joined is None or len(joined) > 4096:
+        if len(store) > 4096:
+            store.clear()
+        joined = store[prefix] = {}
+    return joined
+
+
 def flatten_canvas(
     obj: dict[str, Any], prefix: str, out: dict[str, Any], keep: frozenset[str] = frozenset()
 ) -> None:
@@ -31,9 +41,7 @@ def flatten_canvas(
     Lists stay lists (stored later as JSON text); a key named in ``keep`` is not
     descended into, so a ``json: true`` column gets the whole object.
     """
-    joined = _JOINED.get(prefix)
-    if joined is None or len(joined) > 4096:
-        joined = _JOINED[prefix] = {}
+    joined = _joined_keys(_JOINED, prefix)
     for k, v in obj.items():
         key = joined.get(k)
         if key is None:
@@ -55,6 +63,16 @@ def caliper_segment(key: str) -> str:
 _CALIPER_JOINED: dict[str, dict[str, str]] = {}
 
 
+def _joined_keys(store: dict[str, dict[str, str]], prefix: str) -> dict[str, str]:
+    """The memo of flat keys under ``prefix``; bounded, as keys come from the payload."""
+    joined = store.get(prefix)
+    if joined is None or len(joined) > 4096:
+        if len(store) > 4096:
+            store.clear()
+        joined = store[prefix] = {}
+    return joined
+
+
 def flatten_caliper(
     obj: dict[str, Any], prefix: str, out: dict[str, Any], keep: frozenset[str] = frozenset()
 ) -> None:
@@ -63,9 +81,7 @@ def flatten_caliper(
     ``actor.extensions["com.instructure.canvas"].entity_id`` becomes ``actor_entity_id``;
     a list of scalars becomes a comma-joined string, a list of objects stays a list.
     """
-    joined = _CALIPER_JOINED.get(prefix)
-    if joined is None or len(joined) > 4096:
-        joined = _CALIPER_JOINED[prefix] = {}
+    joined = _joined_keys(_CALIPER_JOINED, prefix)
     for k, v in obj.items():
         key = joined.get(k)
         if key is None:
