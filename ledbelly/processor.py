@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
@@ -221,7 +221,22 @@ class Processor:
         return _to_local(event_time, self._zone)
 
 
-@lru_cache(maxsize=16384)
 def _to_local(event_time: datetime, zone: ZoneInfo | None) -> datetime:
-    """A naive UTC time in the local zone (``event_time_local``), cached per distinct time."""
-    return event_time.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+    """A naive UTC time in the local zone (``event_time_local``).
+
+    The zone's offset is looked up once per half hour of UTC time: offsets change (DST)
+    only on whole or half hours in every zone Canvas schools are in.
+    """
+    bucket = event_time.replace(minute=30 if event_time.minute >= 30 else 0, second=0,
+                                microsecond=0)
+    return event_time + _utc_offset(bucket, zone)
+
+
+_NO_OFFSET = timedelta(0)
+
+
+@lru_cache(maxsize=4096)
+def _utc_offset(at: datetime, zone: ZoneInfo | None) -> timedelta:
+    local = at.replace(tzinfo=UTC).astimezone(zone)
+    offset = local.utcoffset()
+    return offset if offset is not None else _NO_OFFSET

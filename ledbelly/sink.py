@@ -119,6 +119,8 @@ class Sink:
         self.logs = logs
         self.dialect = engine.dialect.name
         self._bulk = inserter_for(self.dialect, engine.dialect.driver)
+        self._claims_with_returning = (self.dialect == "postgresql"
+                                       and engine.dialect.driver == "psycopg2")
         self.create_missing = (self.dialect == "sqlite") if create_missing is None \
             else create_missing
         self.metadata = MetaData()
@@ -216,8 +218,12 @@ class Sink:
     def _write(self, outcomes: list[Outcome], report: WriteReport) -> None:
         try:
             with self.engine.begin() as conn:
-                fresh, dups = self._dedupe(conn, outcomes)
-                self._insert(conn, fresh)
+                if self._claims_with_returning:
+                    fresh, dups = self._claim(conn, outcomes)
+                    self._insert(conn, fresh, ledger_done=True)
+                else:
+                    fresh, dups = self._dedupe(conn, outcomes)
+                    self._insert(conn, fresh)
         except Exception as exc:  # classified: transient ones are retried, never dead letters
             err = classify_db_error(exc)
             if isinstance(err, TransientError):
@@ -234,6 +240,38 @@ class Sink:
         for o in fresh:
             if o.kind == DEAD_LETTER:
                 self._log_dead_letter(o, None, o.rows)
+
+    def _claim(self, conn: Connection, outcomes: list[Outcome]
+               ) -> tuple[list[Outcome], list[Message]]:
+        """PostgreSQL: write the ledger first, ``ON CONFLICT DO NOTHING RETURNING``.
+
+        One round trip both records the batch and finds the messages already recorded;
+        a concurrent writer with the same message waits for ours and then skips it.
+        """
+        from psycopg2.extras import execute_values
+
+        now = _now()
+        rows = [(o.message.message_id, _name(o.event_name),
+                 o.table if o.kind != UNKNOWN else None, o.kind, now) for o in outcomes]
+        raw: Any = conn.connection.dbapi_connection
+        cur = raw.cursor()
+        try:
+            claimed = {r[0] for r in execute_values(
+                cur, f"INSERT INTO {LEDGER} (message_id, event_name, target_table, "
+                "outcome, processed_at) VALUES %s ON CONFLICT (message_id) DO NOTHING "
+                "RETURNING message_id", rows, page_size=max(1, len(rows)), fetch=True)}
+        finally:
+            cur.close()
+        fresh: list[Outcome] = []
+        dups: list[Message] = []
+        for o in outcomes:
+            mid = o.message.message_id
+            if mid in claimed:
+                claimed.discard(mid)
+                fresh.append(o)
+            else:
+                dups.append(o.message)
+        return fresh, dups
 
     def _dedupe(self, conn: Connection, outcomes: list[Outcome]
                 ) -> tuple[list[Outcome], list[Message]]:
@@ -255,7 +293,8 @@ class Sink:
                 fresh.append(o)
         return fresh, dups
 
-    def _insert(self, conn: Connection, outcomes: list[Outcome]) -> None:
+    def _insert(self, conn: Connection, outcomes: list[Outcome],
+                ledger_done: bool = False) -> None:
         now = _now()
         by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for o in outcomes:
@@ -266,11 +305,13 @@ class Sink:
             else:
                 for name, row in o.rows:
                     by_table[name].append(row)
-            by_table[LEDGER].append(_ledger_row(o, now))
+            if not ledger_done:
+                by_table[LEDGER].append(_ledger_row(o, now))
         ledger_rows = by_table.pop(LEDGER, [])
         for name, rows in by_table.items():
             self.insert_rows(conn, self._table_by_name(name), rows)
-        self.insert_rows(conn, self.system[LEDGER], ledger_rows)
+        if not ledger_done:
+            self.insert_rows(conn, self.system[LEDGER], ledger_rows)
 
     def insert_rows(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         """One bulk insert per table (COPY on PostgreSQL); rows of one table share keys."""

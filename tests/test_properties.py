@@ -177,3 +177,16 @@ def test_text_of_any_json_value_is_storable(v: Any) -> None:
     out = text_of(v)
     assert isinstance(out, str)
     out.encode("utf-8")
+
+
+@given(st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2090, 1, 1)),
+       st.sampled_from(["America/New_York", "Australia/Adelaide", "Asia/Kolkata", "UTC",
+                        "America/St_Johns", "Europe/London"]))
+def test_local_time_matches_zoneinfo(dt: datetime, zone_name: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    from ledbelly.processor import _to_local
+
+    zone = ZoneInfo(zone_name)
+    expected = dt.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+    assert _to_local(dt, zone) == expected

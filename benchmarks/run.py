@@ -1,0 +1,723 @@
+#!/usr/bin/env python
+"""ledbelly benchmarks, run by hand: ``.venv/bin/python benchmarks/run.py``.
+
+Every figure is the median of ``--runs`` runs, and every throughput comes with a ceiling
+measured in the same run (the same work done by the cheapest means available), so the
+ratio stays meaningful on a noisy machine. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import io
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy
+
+from ledbelly.bulk import copy_text
+from ledbelly.config import AwsSettings, QueueSettings
+from ledbelly.db import normalize_url
+from ledbelly.logs import EventLogs
+from ledbelly.message import Message, message_id_for
+from ledbelly.pipeline import Pipeline, PipelineSettings, ingest
+from ledbelly.processor import Processor
+from ledbelly.schema import Catalog, TableDef
+from ledbelly.simulate import generate_messages
+from ledbelly.sources.files import read_path
+from ledbelly.worker import Binding, Daemon, WorkerOptions
+
+SECTIONS = ("parse", "sqlite", "postgresql", "mariadb", "moto", "rss")
+BENCH_DB = "ledbelly_bench"
+PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
+PG_URL = f"postgresql://postgres@127.0.0.1:5432/{BENCH_DB}"
+MARIADB_ADMIN = {"host": "127.0.0.1", "port": 3306, "user": "root", "passwd": ""}
+MARIADB_URL = f"mysql://root@127.0.0.1:3306/{BENCH_DB}"
+
+PARSE_TARGET = 30_000.0  # events per CPU-second, parse + coerce + trim
+LEDBELLY_RUBY = 750.0  # events/s, the Ruby LEDbelly's own figure on PostgreSQL
+MOTO_DEPTH = 200  # moto slows down as its queue fills; keep it shallow
+MOTO_TARGET = 0.8  # daemon / raw drain
+RSS_MESSAGES = 100_000
+RSS_EARLY = 10_000
+RSS_TARGET_MB = 150.0
+MARIADB_CHUNK = 1000
+
+
+# ----- results and the table ---------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    """One line of the table: a value per run, optionally a same-run ceiling and a target."""
+
+    section: str
+    name: str
+    unit: str
+    values: list[float] = field(default_factory=list)
+    ceilings: list[float] = field(default_factory=list)
+    ceiling_name: str = ""
+    target: float | None = None
+    target_text: str = ""
+    higher_is_better: bool = True
+    ratio_target: float | None = None  # a target for the ratio to the ceiling
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values) if self.values else float("nan")
+
+    @property
+    def ratio(self) -> float | None:
+        """The median of the per-run ratios value / ceiling (each pair measured together)."""
+        if not self.ceilings:
+            return None
+        return statistics.median(v / c for v, c in zip(self.values, self.ceilings, strict=True))
+
+
+def _num(x: float) -> str:
+    if x != x:  # NaN
+        return "-"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def _verdict(figure: Figure) -> str:
+    parts: list[str] = []
+    ratio = figure.ratio
+    if figure.ratio_target is not None and ratio is not None:
+        ok = ratio >= figure.ratio_target
+        parts.append(f"ratio >= {figure.ratio_target:g}: {'met' if ok else 'NOT met'}")
+    if figure.target is not None:
+        m = figure.median
+        if figure.higher_is_better:
+            parts.append(f"{m / figure.target:.2f}x {figure.target_text}")
+        else:
+            ok = m <= figure.target
+            parts.append(f"{figure.target_text}: {'met' if ok else 'NOT met'}")
+    return "; ".join(parts)
+
+
+def print_table(figures: Sequence[Figure], out: Callable[[str], None] = print) -> None:
+    header = ["section", "figure", "median", "unit", "ceiling (same run)", "ceiling",
+              "ratio", "target", "runs"]
+    rows = [header]
+    for f in figures:
+        ratio = f.ratio
+        rows.append([
+            f.section, f.name, _num(f.median), f.unit, f.ceiling_name,
+            _num(statistics.median(f.ceilings)) if f.ceilings else "",
+            f"{ratio:.2f}" if ratio is not None else "", _verdict(f),
+            " / ".join(_num(v) for v in f.values)])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    numeric = {2, 5, 6}
+
+    def line(r: list[str]) -> str:
+        cells = [c.rjust(w) if i in numeric else c.ljust(w)
+                 for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        return " | ".join(cells).rstrip()
+
+    out(line(rows[0]))
+    out("-+-".join("-" * w for w in widths))
+    for r in rows[1:]:
+        out(line(r))
+
+
+# ----- shared helpers -----------------------------------------------------------------------
+
+
+def to_message(raw: dict[str, Any]) -> Message:
+    """A ``generate_messages`` item (boto3's shape) as the ``Message`` a source hands over."""
+    attrs = {k: v["StringValue"] for k, v in raw["MessageAttributes"].items()}
+    return Message(raw["MessageId"], raw["Body"], attrs)
+
+
+def all_columns(table: TableDef) -> frozenset[str] | None:
+    return frozenset(c.name for c in table.columns)
+
+
+def rss_now_mb() -> float:
+    """Resident set size now, from /proc/self/statm."""
+    with open("/proc/self/statm") as fh:
+        pages = int(fh.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS: ``VmHWM``, and ``ru_maxrss`` where there is no /proc.
+
+    ``ru_maxrss`` survives fork and exec on Linux, so a child started by a big parent
+    reports the parent's peak. ``VmHWM`` belongs to the child's own address space.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+
+
+def create_all_tables(pipeline: Pipeline) -> None:
+    """System tables and every catalog table, before anything is timed."""
+    pipeline.prepare()
+    for table in pipeline.catalog:
+        pipeline.sink.live_columns(table)
+
+
+def pg_admin() -> Any:
+    import psycopg2
+
+    conn = psycopg2.connect(**PG_ADMIN)
+    conn.autocommit = True
+    return conn
+
+
+def mariadb_admin(db: str | None = None) -> Any:
+    import MySQLdb
+
+    kwargs: dict[str, Any] = dict(MARIADB_ADMIN, charset="utf8mb4")
+    if db:
+        kwargs["db"] = db
+    return MySQLdb.connect(**kwargs)
+
+
+def fresh_database(kind: str, workdir: Path) -> str:
+    """A new, empty database of ``kind``; returns its URL."""
+    if kind == "sqlite":
+        path = workdir / f"bench-{time.monotonic_ns()}.db"
+        return f"sqlite:///{path}"
+    if kind == "postgresql":
+        conn = pg_admin()
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+            cur.execute(f"CREATE DATABASE {BENCH_DB}")
+        conn.close()
+        return PG_URL
+    if kind == "mariadb":
+        conn = mariadb_admin()
+        cur = conn.cursor()
+        cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+        cur.execute(f"CREATE DATABASE {BENCH_DB} CHARACTER SET utf8mb4")
+        conn.close()
+        return MARIADB_URL
+    raise ValueError(kind)
+
+
+def drop_database(kind: str) -> None:
+    if kind == "postgresql":
+        conn = pg_admin()
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        conn.close()
+    elif kind == "mariadb":
+        conn = mariadb_admin()
+        conn.cursor().execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+        conn.close()
+
+
+def new_pipeline(url: str, workdir: Path) -> Pipeline:
+    log_dir = workdir / f"log-{time.monotonic_ns()}"
+    return Pipeline(PipelineSettings(url=normalize_url(url), log_dir=log_dir,
+                                     create_missing=True))
+
+
+def server_versions(databases: set[str]) -> dict[str, str]:
+    """The versions of the database servers the chosen sections use, asked of the servers."""
+    out: dict[str, str] = {}
+    if "postgresql" in databases:
+        try:
+            conn = pg_admin()
+            with conn.cursor() as cur:
+                cur.execute("SHOW server_version")
+                out["PostgreSQL"] = str(cur.fetchone()[0])
+            conn.close()
+        except Exception as exc:
+            out["PostgreSQL"] = f"unreachable ({type(exc).__name__})"
+    if "mariadb" in databases:
+        try:
+            conn = mariadb_admin()
+            cur = conn.cursor()
+            cur.execute("SELECT VERSION()")
+            out["MariaDB"] = str(cur.fetchone()[0])
+            conn.close()
+        except Exception as exc:
+            out["MariaDB"] = f"unreachable ({type(exc).__name__})"
+    return out
+
+
+# ----- 1. parse -----------------------------------------------------------------------------
+
+
+def bench_parse(messages: list[Message], runs: int, workdir: Path) -> list[Figure]:
+    catalog = Catalog.load()
+    fig = Figure("parse", "process(): parse+coerce+trim", "ev/CPU-s",
+                 ceiling_name="orjson.loads only", target=PARSE_TARGET,
+                 target_text=f"of target {PARSE_TARGET:,.0f}/s")
+    bodies = [m.body for m in messages]
+    loads = orjson.loads
+    for run in range(runs):
+        logs = EventLogs(workdir / f"parse-log-{run}")
+        processor = Processor(catalog, "postgresql", logs, all_columns)
+        process = processor.process
+        start = time.process_time()
+        for m in messages:
+            process(m)
+        fig.values.append(len(messages) / (time.process_time() - start))
+        logs.close()
+
+        start = time.process_time()
+        for b in bodies:
+            loads(b)
+        fig.ceilings.append(len(bodies) / (time.process_time() - start))
+        _progress(f"parse run {run + 1}: {fig.values[-1]:,.0f} ev/CPU-s, "
+                  f"decode {fig.ceilings[-1]:,.0f}")
+    return [fig]
+
+
+# ----- 2. ingest ----------------------------------------------------------------------------
+
+Grouped = dict[str, list[dict[str, Any]]]
+
+
+def collect_rows(processor: Processor, messages: Iterable[Message]) -> Grouped:
+    """The rows the pipeline writes for ``messages``, by table (the ledger excluded)."""
+    grouped: Grouped = collections.defaultdict(list)
+    for m in messages:
+        for name, row in processor.process(m).rows:
+            grouped[name].append(row)
+    return dict(grouped)
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    return list(rows[0])
+
+
+def ceiling_postgresql(grouped: Grouped) -> float:
+    import psycopg2
+
+    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=BENCH_DB)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in grouped))
+        conn.commit()
+        start = time.perf_counter()
+        with conn.cursor() as cur:
+            for table, rows in grouped.items():
+                cols = _columns(rows)
+                sql = f'COPY "{table}" ({", ".join(f"{chr(34)}{c}{chr(34)}" for c in cols)}) ' \
+                      "FROM STDIN"
+                cur.copy_expert(sql, io.StringIO(copy_text(rows, cols)))
+        conn.commit()
+        return time.perf_counter() - start
+    finally:
+        conn.close()
+
+
+def ceiling_mariadb(grouped: Grouped) -> float:
+    conn = mariadb_admin(BENCH_DB)
+    try:
+        cur = conn.cursor()
+        for table in grouped:
+            cur.execute(f"TRUNCATE TABLE `{table}`")
+        conn.commit()
+        start = time.perf_counter()
+        for table, rows in grouped.items():
+            cols = _columns(rows)
+            sql = (f"INSERT INTO `{table}` ({', '.join(f'`{c}`' for c in cols)}) "
+                   f"VALUES ({', '.join(['%s'] * len(cols))})")
+            params = [tuple(r[c] for c in cols) for r in rows]
+            for i in range(0, len(params), MARIADB_CHUNK):
+                cur.executemany(sql, params[i:i + MARIADB_CHUNK])
+        conn.commit()
+        return time.perf_counter() - start
+    finally:
+        conn.close()
+
+
+def ceiling_sqlite(grouped: Grouped, path: str) -> float:
+    import sqlite3
+
+    sqlite3.register_adapter(datetime, lambda d: d.isoformat(" "))
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")  # as ledbelly's engine sets it
+        conn.execute("PRAGMA synchronous=NORMAL")
+        for table in grouped:
+            conn.execute(f'DELETE FROM "{table}"')
+        conn.commit()
+        start = time.perf_counter()
+        for table, rows in grouped.items():
+            cols = _columns(rows)
+            sql = (f'INSERT INTO "{table}" ({", ".join(chr(34) + c + chr(34) for c in cols)}) '
+                   f"VALUES ({', '.join(['?'] * len(cols))})")
+            conn.executemany(sql, [tuple(r[c] for c in cols) for r in rows])
+        conn.commit()
+        return time.perf_counter() - start
+    finally:
+        conn.close()
+
+
+def bench_ingest(kind: str, jsonl: Path, events: int, runs: int, workdir: Path
+                 ) -> list[Figure]:
+    bulk = {"sqlite": "executemany, 1 tx", "postgresql": "COPY per table, 1 tx",
+            "mariadb": f"multi-row INSERT x{MARIADB_CHUNK}, 1 tx"}[kind]
+    wall = Figure(f"ingest {kind}", "ledbelly ingest (wall)", "ev/s",
+                  ceiling_name=f"same rows, {bulk}", target=LEDBELLY_RUBY,
+                  target_text=f"LEDbelly's {LEDBELLY_RUBY:.0f}/s (PG)")
+    cpu = Figure(f"ingest {kind}", "ledbelly ingest (this process's CPU)", "ev/CPU-s")
+    for run in range(runs):
+        url = fresh_database(kind, workdir)
+        pipeline = new_pipeline(url, workdir)
+        try:
+            create_all_tables(pipeline)
+            start, cpu_start = time.perf_counter(), time.process_time()
+            stats = ingest(pipeline, read_path(str(jsonl)))
+            elapsed, cpu_used = time.perf_counter() - start, time.process_time() - cpu_start
+            if stats.messages != events or stats.dead_letters:
+                raise RuntimeError(f"{kind}: ingest accounted for {stats.messages} of {events} "
+                                   f"messages, {stats.dead_letters} dead letters")
+            grouped = collect_rows(pipeline.processor, read_path(str(jsonl)))
+        finally:
+            pipeline.close()
+        if kind == "postgresql":
+            seconds = ceiling_postgresql(grouped)
+        elif kind == "mariadb":
+            seconds = ceiling_mariadb(grouped)
+        else:
+            seconds = ceiling_sqlite(grouped, url.removeprefix("sqlite:///"))
+        wall.values.append(events / elapsed)
+        cpu.values.append(events / cpu_used)
+        wall.ceilings.append(events / seconds)
+        rows = sum(len(r) for r in grouped.values())
+        _progress(f"{kind} run {run + 1}: ingest {wall.values[-1]:,.0f} ev/s "
+                  f"({cpu.values[-1]:,.0f} ev/CPU-s); ceiling {wall.ceilings[-1]:,.0f} ev/s "
+                  f"({rows} rows in {len(grouped)} tables, {seconds:.2f} s)")
+    drop_database(kind)
+    return [wall, cpu]
+
+
+# ----- 3. moto ------------------------------------------------------------------------------
+
+
+def _send(client: Any, queue_url: str, raw: list[dict[str, Any]]) -> None:
+    for i in range(0, len(raw), 10):
+        client.send_message_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(n), "MessageBody": m["Body"],
+             "MessageAttributes": {k: {"DataType": "String", "StringValue": v["StringValue"]}
+                                   for k, v in m["MessageAttributes"].items()}}
+            for n, m in enumerate(raw[i:i + 10])])
+
+
+def raw_drain(client: Any, queue_url: str, expected: int, threads: int = 2) -> float:
+    """Seconds for ``threads`` plain receive + delete loops to empty the queue."""
+    done = [0] * threads
+
+    def loop(k: int) -> None:
+        while True:
+            resp = client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                          WaitTimeSeconds=0, MessageAttributeNames=["All"])
+            msgs = resp.get("Messages", [])
+            if not msgs:
+                return
+            client.delete_message_batch(QueueUrl=queue_url, Entries=[
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(msgs)])
+            done[k] += len(msgs)
+
+    workers = [threading.Thread(target=loop, args=(k,)) for k in range(threads)]
+    start = time.perf_counter()
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if sum(done) != expected:
+        raise RuntimeError(f"raw drain took {sum(done)} of {expected} messages")
+    return elapsed
+
+
+def bench_moto(runs: int, seed: int, workdir: Path) -> list[Figure]:
+    from ledbelly.demo import start_local_sqs
+    from ledbelly.sources.sqs import SqsSource, sqs_client
+
+    raw_fig = Figure("moto", f"raw receive+delete, 2 threads, depth {MOTO_DEPTH}", "msg/s")
+    fig = Figure("moto", "Daemon -> SQLite, 2 pollers, wait 1 s", "msg/s",
+                 ceiling_name="raw receive+delete", ratio_target=MOTO_TARGET)
+    server, endpoint = start_local_sqs()
+    try:
+        aws = AwsSettings(region="us-east-1", access_key_id="x", secret_access_key="x",
+                          endpoint_url=endpoint)
+        client = sqs_client(aws)
+        for run in range(runs):
+            raw = list(generate_messages(MOTO_DEPTH, seed + 100 + run, fmt="mixed"))
+            queue_url = client.create_queue(
+                QueueName=f"ledbelly-bench-{run}-{time.monotonic_ns()}")["QueueUrl"]
+            _send(client, queue_url, raw)
+            raw_rate = MOTO_DEPTH / raw_drain(client, queue_url, MOTO_DEPTH)
+
+            _send(client, queue_url, raw)
+            pipeline = new_pipeline(fresh_database("sqlite", workdir), workdir)
+            create_all_tables(pipeline)
+            source = SqsSource(sqs_client(aws, read_timeout=11),
+                               QueueSettings(queue_url, 2, 1, 60))
+            daemon = Daemon(pipeline, [Binding(source, concurrency=2, wait_seconds=1,
+                                               visibility_timeout=60)], WorkerOptions())
+            start = time.perf_counter()
+            daemon.start()
+            try:
+                deadline = start + 120
+                while daemon.stats.messages < MOTO_DEPTH and time.perf_counter() < deadline:
+                    time.sleep(0.005)
+                elapsed = time.perf_counter() - start
+            finally:
+                daemon.stop()
+                daemon.wait()
+                pipeline.close()
+            if daemon.stats.messages < MOTO_DEPTH:
+                raise RuntimeError(f"daemon took {daemon.stats.messages} of {MOTO_DEPTH}")
+            client.delete_queue(QueueUrl=queue_url)
+            raw_fig.values.append(raw_rate)
+            fig.values.append(MOTO_DEPTH / elapsed)
+            fig.ceilings.append(raw_rate)
+            _progress(f"moto run {run + 1}: raw {raw_rate:,.0f} msg/s, daemon "
+                      f"{fig.values[-1]:,.0f} msg/s ({elapsed:.2f} s)")
+    finally:
+        server.stop()
+    return [raw_fig, fig]
+
+
+# ----- 4. rss -------------------------------------------------------------------------------
+
+
+class LazySource:
+    """``MemorySource``'s semantics, but the backlog is generated on demand.
+
+    The queue (``generate_messages``) holds the backlog, as SQS does, so whatever the
+    daemon's memory does is the daemon's own doing.
+    """
+
+    def __init__(self, raw: Iterator[dict[str, Any]], name: str = "lazy") -> None:
+        self.name = name
+        self._raw = raw
+        self._released: collections.deque[Message] = collections.deque()
+        self._in_flight: dict[str, Message] = {}
+        self._cond = threading.Condition()
+        self._exhausted = False
+        self.acked = 0
+
+    def _next(self) -> Message | None:
+        if self._released:
+            return self._released.popleft()
+        if self._exhausted:
+            return None
+        raw = next(self._raw, None)
+        if raw is None:
+            self._exhausted = True
+            return None
+        body = raw["Body"]
+        attrs = {k: v["StringValue"] for k, v in raw["MessageAttributes"].items()}
+        return Message(message_id_for(raw["MessageId"], body), body, attrs,
+                       handle=raw["ReceiptHandle"], queue=self.name, sent_at=time.time())
+
+    def receive(self, max_messages: int, wait_seconds: float) -> list[Message]:
+        with self._cond:
+            if self._exhausted and not self._released:
+                self._cond.wait(timeout=wait_seconds)
+            out: list[Message] = []
+            while len(out) < max_messages and (msg := self._next()) is not None:
+                self._in_flight[msg.message_id] = msg
+                out.append(msg)
+            return out
+
+    def ack(self, messages: Sequence[Message]) -> list[Message]:
+        with self._cond:
+            for m in messages:
+                if self._in_flight.pop(m.message_id, None) is not None:
+                    self.acked += 1
+        return []
+
+    def release(self, messages: Sequence[Message]) -> None:
+        with self._cond:
+            for m in messages:
+                if self._in_flight.pop(m.message_id, None) is not None:
+                    self._released.appendleft(m)
+            self._cond.notify_all()
+
+    def extend(self, messages: Sequence[Message], seconds: int) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def rss_child(kind: str, messages: int, seed: int) -> dict[str, float]:
+    """In a fresh process: the daemon over ``messages`` lazily generated ones."""
+    workdir = Path(tempfile.mkdtemp(prefix="ledbelly-rss-"))
+    try:
+        pipeline = new_pipeline(fresh_database(kind, workdir), workdir)
+        create_all_tables(pipeline)
+        source = LazySource(generate_messages(messages, seed, fmt="mixed"))
+        daemon = Daemon(pipeline, [Binding(source, concurrency=2, wait_seconds=1)],
+                        WorkerOptions())
+        baseline = rss_now_mb()
+        early = float("nan")
+        sampled_max = baseline
+        start = time.perf_counter()
+        daemon.start()
+        deadline = start + 1800
+        try:
+            while daemon.stats.messages < messages and time.perf_counter() < deadline:
+                time.sleep(0.05)
+                now = rss_now_mb()
+                sampled_max = max(sampled_max, now)
+                if early != early and daemon.stats.messages >= RSS_EARLY:
+                    early = now
+            elapsed = time.perf_counter() - start
+            final = rss_now_mb()
+        finally:
+            daemon.stop()
+            daemon.wait()
+            pipeline.close()
+        if daemon.stats.messages < messages or daemon.stats.dead_letters:
+            raise RuntimeError(f"daemon took {daemon.stats.messages} of {messages} messages, "
+                               f"{daemon.stats.dead_letters} dead letters")
+        return {"baseline_mb": baseline, "early_mb": early, "final_mb": final,
+                "sampled_max_mb": sampled_max, "peak_mb": peak_rss_mb(),
+                "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "events_per_s": messages / elapsed, "seconds": elapsed}
+    finally:
+        drop_database(kind)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def bench_rss(runs: int, seed: int, kind: str) -> list[Figure]:
+    peak = Figure("rss", f"peak RSS (VmHWM), daemon -> {kind}", "MB",
+                  target=RSS_TARGET_MB, target_text=f"<= {RSS_TARGET_MB:.0f} MB",
+                  higher_is_better=False)
+    base = Figure("rss", "RSS before start (statm)", "MB")
+    early = Figure("rss", f"RSS after {RSS_EARLY:,} messages (statm)", "MB")
+    final = Figure("rss", f"RSS after {RSS_MESSAGES:,} messages (statm)", "MB",
+                   target=RSS_TARGET_MB, target_text=f"<= {RSS_TARGET_MB:.0f} MB",
+                   higher_is_better=False)
+    rate = Figure("rss", f"daemon throughput over {RSS_MESSAGES:,} (incl. generation)", "ev/s")
+    for run in range(runs):
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--rss-child", "--rss-db", kind,
+               "--seed", str(seed + 1000 + run)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"rss child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        peak.values.append(res["peak_mb"])
+        base.values.append(res["baseline_mb"])
+        early.values.append(res["early_mb"])
+        final.values.append(res["final_mb"])
+        rate.values.append(res["events_per_s"])
+        _progress(f"rss run {run + 1}: peak {res['peak_mb']:.0f} MB (ru_maxrss "
+                  f"{res['ru_maxrss_mb']:.0f}, inherited from this parent), before "
+                  f"{res['baseline_mb']:.0f}, at 10k {res['early_mb']:.0f}, at 100k "
+                  f"{res['final_mb']:.0f} MB; {res['events_per_s']:,.0f} ev/s")
+    return [peak, base, early, final, rate]
+
+
+# ----- main ---------------------------------------------------------------------------------
+
+
+def _progress(text: str) -> None:
+    print(f"  .. {text}", file=sys.stderr, flush=True)
+
+
+def write_jsonl(path: Path, events: int, seed: int) -> None:
+    with path.open("wb") as fh:
+        for raw in generate_messages(events, seed, fmt="mixed"):
+            fh.write(orjson.dumps({"MessageId": raw["MessageId"], "Body": raw["Body"],
+                                   "MessageAttributes": raw["MessageAttributes"]}) + b"\n")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--events", type=int, default=20_000,
+                   help="events for parse and ingest (default 20000)")
+    p.add_argument("--runs", type=int, default=3, help="runs per figure (default 3)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--only", default=",".join(SECTIONS),
+                   help=f"comma-separated subset of {','.join(SECTIONS)}")
+    p.add_argument("--rss-db", choices=("sqlite", "postgresql", "mariadb"), default="sqlite",
+                   help="database for the rss section (default sqlite)")
+    p.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = only - set(SECTIONS)
+    if unknown:
+        p.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    args.sections = [s for s in SECTIONS if s in only]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.rss_child:
+        print(json.dumps(rss_child(args.rss_db, RSS_MESSAGES, args.seed)))
+        return 0
+    began = time.perf_counter()
+    only = set(args.sections)
+    versions = server_versions(only | ({args.rss_db} if "rss" in only else set()))
+    print("ledbelly benchmarks")
+    print(f"  machine   {platform.platform()}, {os.cpu_count()} CPUs, "
+          f"{platform.processor() or platform.machine()}")
+    print(f"  python    {platform.python_version()} ({platform.python_implementation()}), "
+          f"SQLAlchemy {sqlalchemy.__version__}")
+    for name, version in versions.items():
+        print(f"  {name:<9} {version}")
+    print(f"  params    --events {args.events} --runs {args.runs} --seed {args.seed} "
+          f"--only {','.join(args.sections)}; workload generate_messages(fmt=mixed); "
+          f"moto depth {MOTO_DEPTH}; rss {RSS_MESSAGES:,} messages into {args.rss_db}")
+    print("  figures   median of the runs; ratio = median of per-run (figure / ceiling)",
+          flush=True)
+
+    figures: list[Figure] = []
+    workdir = Path(tempfile.mkdtemp(prefix="ledbelly-bench-"))
+    try:
+        if "parse" in only:
+            msgs = [to_message(m) for m in generate_messages(args.events, args.seed, "mixed")]
+            figures += bench_parse(msgs, args.runs, workdir)
+            del msgs
+        dbs = [k for k in ("sqlite", "postgresql", "mariadb") if k in only]
+        if dbs:
+            jsonl = workdir / "events.jsonl"
+            write_jsonl(jsonl, args.events, args.seed)
+            for kind in dbs:
+                figures += bench_ingest(kind, jsonl, args.events, args.runs, workdir)
+        if "moto" in only:
+            figures += bench_moto(args.runs, args.seed, workdir)
+        if "rss" in only:
+            figures += bench_rss(args.runs, args.seed, args.rss_db)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print_table(figures)
+    print(f"\n(total {time.perf_counter() - began:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
