@@ -63,16 +63,6 @@ def caliper_segment(key: str) -> str:
 _CALIPER_JOINED: dict[str, dict[str, str]] = {}
 
 
-def _joined_keys(store: dict[str, dict[str, str]], prefix: str) -> dict[str, str]:
-    """The memo of flat keys under ``prefix``; bounded, as keys come from the payload."""
-    joined = store.get(prefix)
-    if joined is None or len(joined) > 4096:
-        if len(store) > 4096:
-            store.clear()
-        joined = store[prefix] = {}
-    return joined
-
-
 def flatten_caliper(
     obj: dict[str, Any], prefix: str, out: dict[str, Any], keep: frozenset[str] = frozenset()
 ) -> None:
