@@ -455,14 +455,37 @@ def raw_drain(client: Any, queue_url: str, expected: int, threads: int = 2) -> f
     return elapsed
 
 
+def moto_server_process() -> tuple[subprocess.Popen[bytes], str]:
+    """moto's SQS server in its own process, as a real server would be.
+
+    In-process, moto and the daemon would share one interpreter lock, and the ratio would
+    measure that contention rather than ledbelly's overhead.
+    """
+    import socket
+
+    from ledbelly.demo import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("moto's server did not start")
+
+
 def bench_moto(runs: int, seed: int, workdir: Path) -> list[Figure]:
-    from ledbelly.demo import start_local_sqs
     from ledbelly.sources.sqs import SqsSource, sqs_client
 
     raw_fig = Figure("moto", f"raw receive+delete, 2 threads, depth {MOTO_DEPTH}", "msg/s")
     fig = Figure("moto", "Daemon -> SQLite, 2 pollers, wait 1 s", "msg/s",
                  ceiling_name="raw receive+delete", ratio_target=MOTO_TARGET)
-    server, endpoint = start_local_sqs()
+    server, endpoint = moto_server_process()
     try:
         aws = AwsSettings(region="us-east-1", access_key_id="x", secret_access_key="x",
                           endpoint_url=endpoint)
@@ -501,7 +524,8 @@ def bench_moto(runs: int, seed: int, workdir: Path) -> list[Figure]:
             _progress(f"moto run {run + 1}: raw {raw_rate:,.0f} msg/s, daemon "
                       f"{fig.values[-1]:,.0f} msg/s ({elapsed:.2f} s)")
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(timeout=10)
     return [raw_fig, fig]
 
 

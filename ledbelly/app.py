@@ -45,6 +45,7 @@ def build_daemon(settings: DaemonSettings, url: URL, log_dir: Path,
     return Daemon(
         pipeline, bindings,
         WorkerOptions(batch_size=settings.batch_size, max_batch_wait=settings.max_batch_wait,
+                      batch_linger=settings.batch_linger,
                       max_in_flight=settings.max_in_flight,
                       shutdown_timeout=settings.shutdown_timeout, delay=settings.delay,
                       writers=settings.writers, dead_letter_policy=settings.dead_letter_policy),

@@ -21,7 +21,8 @@ LOG_FORMATS = ("text", "json")
 _IGNORED = {"logfile", "pidfile", "timeout", "verbose"}
 _TOP_KEYS = {
     "aws", "endpoint_url", "concurrency", "delay", "queues", "wait_time_seconds",
-    "visibility_timeout", "batch_size", "max_batch_wait", "max_in_flight", "shutdown_timeout",
+    "visibility_timeout", "batch_size", "max_batch_wait", "batch_linger", "max_in_flight",
+    "shutdown_timeout",
     "dead_letter_policy", "metrics_port", "metrics_host", "log_format", "log_file", "log_level",
     "live_stream", "time_zone", "schema_evolution", "writers", "database", "log_dir",
 }
@@ -64,6 +65,7 @@ class DaemonSettings:
     delay: float = 0.0
     batch_size: int = 500
     max_batch_wait: float = 1.0
+    batch_linger: float = 0.01
     max_in_flight: int = 5000
     shutdown_timeout: float = 30.0
     dead_letter_policy: str = "table"
@@ -166,6 +168,7 @@ def daemon_settings_from_dict(doc: Any) -> DaemonSettings:
         delay=_float(doc, "delay", 0.0, 0, 3600),
         batch_size=batch_size,
         max_batch_wait=_float(doc, "max_batch_wait", 1.0, 0.0, 60),
+        batch_linger=_float(doc, "batch_linger", 0.01, 0.0, 60),
         max_in_flight=_int(doc, "max_in_flight", max(5000, 2 * batch_size), 10, 1_000_000),
         shutdown_timeout=_float(doc, "shutdown_timeout", 30.0, 1, 3600),
         dead_letter_policy=_choice(doc, "dead_letter_policy", "table", DEAD_LETTER_POLICIES),

@@ -50,6 +50,7 @@ class Binding:
 class WorkerOptions:
     batch_size: int = 500
     max_batch_wait: float = 1.0
+    batch_linger: float = 0.01
     max_in_flight: int = 5000
     shutdown_timeout: float = 30.0
     delay: float = 0.0
@@ -245,9 +246,10 @@ class Daemon:
             if left <= 0 or self._stop.is_set():
                 break
             try:
-                batch.append(self._work.get(timeout=min(left, 0.05)))
+                linger = min(left, self.options.batch_linger)
+                batch.append(self._work.get(timeout=linger))
             except queue.Empty:
-                continue
+                break  # traffic paused: commit now rather than hold what we have
         return batch
 
     def _commit(self, batch: list[tuple[Message, Binding]]) -> None:

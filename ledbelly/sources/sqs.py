@@ -66,7 +66,7 @@ class SqsSource:
                 WaitTimeSeconds=int(max(0, min(20, wait_seconds))),
                 VisibilityTimeout=self.settings.visibility_timeout,
                 MessageAttributeNames=["All"],
-                MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"])
+                MessageSystemAttributeNames=["SentTimestamp"])
         except (ClientError, BotoCoreError) as exc:
             raise SourceUnavailable(f"receive from {self.name}: {exc}") from exc
         now = time.time()
