@@ -6,6 +6,7 @@ letter with its reason. Nothing here touches the database; the sink does.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,11 +17,13 @@ from zoneinfo import ZoneInfo
 
 from ledbelly import parsers
 from ledbelly.coerce import CoercionFailed, to_datetime
-from ledbelly.errors import MessageError
+from ledbelly.errors import MessageError, TransientError
 from ledbelly.logs import EventLogs
 from ledbelly.message import Message
 from ledbelly.rows import RowPlan
 from ledbelly.schema import Catalog, TableDef
+
+log = logging.getLogger("ledbelly.processor")
 
 Kind = Literal["inserted", "unknown", "dead_letter"]
 INSERTED: Kind = "inserted"
@@ -105,6 +108,20 @@ class Processor:
         return plan  # type: ignore[return-value]
 
     def process(self, msg: Message) -> Outcome:
+        """The outcome of one message. Only a ``TransientError`` (the database is away)
+        escapes: any other failure, even a bug here, makes a dead letter, so one bad
+        message can never block a queue."""
+        try:
+            return self._process(msg)
+        except TransientError:
+            raise
+        except Exception as exc:
+            log.exception("could not process message %s; storing it as a dead letter",
+                          msg.message_id)
+            return Outcome(msg, DEAD_LETTER, event_name=msg.attributes.get("event_name"),
+                           error=f"internal error: {type(exc).__name__}: {exc}")
+
+    def _process(self, msg: Message) -> Outcome:
         try:
             payload = msg.payload if msg.payload is not None else parsers.decode(msg.body)
             env = parsers.open_envelope(payload, msg.attributes)

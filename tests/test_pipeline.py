@@ -214,3 +214,22 @@ def test_trims_are_logged_for_the_event_table_and_live_stream(
                               ).one()
     engine.dispose()
     assert stream[0] == ("Mozilla/5.0 " + "x" * 1000)[:512] and stream[1] == "s" * 32
+
+
+def test_a_bug_on_one_message_makes_a_dead_letter_not_a_stuck_queue(
+        sqlite_url: str, make_pipeline: Any) -> None:
+    pipeline = make_pipeline(sqlite_url)
+    plan = pipeline.processor.plan(pipeline.catalog.tables["live_asset_accessed"])
+    real = plan.build
+
+    def broken(flat: Any, *args: Any) -> Any:
+        if flat.get("body.asset_name") == "boom":
+            raise KeyError("a bug")
+        return real(flat, *args)
+
+    plan.build = broken
+    boom = sqs_message("boom", "asset_accessed", canvas_event(asset_name="boom"))
+    stats = ingest(pipeline, [_good(1), boom, _good(2)])
+    assert stats.rows["canvas"] == 2 and stats.dead_letters == 1
+    errors = (pipeline.settings.log_dir / "sql-errors.log").read_text()
+    assert "internal error: KeyError" in errors
