@@ -41,6 +41,7 @@ from ledbelly.processor import Processor
 from ledbelly.schema import Catalog, TableDef
 from ledbelly.simulate import generate_messages
 from ledbelly.sources.files import read_path
+from ledbelly.sources.memory import MemorySource
 from ledbelly.worker import Binding, Daemon, WorkerOptions
 
 SECTIONS = ("parse", "sqlite", "postgresql", "mariadb", "moto", "rss")
@@ -532,65 +533,17 @@ def bench_moto(runs: int, seed: int, workdir: Path) -> list[Figure]:
 # ----- 4. rss -------------------------------------------------------------------------------
 
 
-class LazySource:
-    """``MemorySource``'s semantics, but the backlog is generated on demand.
+def lazy_source(raw: Iterator[dict[str, Any]]) -> MemorySource:
+    """The in-memory source fed lazily: messages are made only when the daemon asks."""
 
-    The queue (``generate_messages``) holds the backlog, as SQS does, so whatever the
-    daemon's memory does is the daemon's own doing.
-    """
+    def messages() -> Iterator[Message]:
+        for m in raw:
+            body = m["Body"]
+            attrs = {k: v["StringValue"] for k, v in m["MessageAttributes"].items()}
+            yield Message(message_id_for(m["MessageId"], body), body, attrs,
+                          handle=m["ReceiptHandle"], sent_at=time.time())
 
-    def __init__(self, raw: Iterator[dict[str, Any]], name: str = "lazy") -> None:
-        self.name = name
-        self._raw = raw
-        self._released: collections.deque[Message] = collections.deque()
-        self._in_flight: dict[str, Message] = {}
-        self._cond = threading.Condition()
-        self._exhausted = False
-        self.acked = 0
-
-    def _next(self) -> Message | None:
-        if self._released:
-            return self._released.popleft()
-        if self._exhausted:
-            return None
-        raw = next(self._raw, None)
-        if raw is None:
-            self._exhausted = True
-            return None
-        body = raw["Body"]
-        attrs = {k: v["StringValue"] for k, v in raw["MessageAttributes"].items()}
-        return Message(message_id_for(raw["MessageId"], body), body, attrs,
-                       handle=raw["ReceiptHandle"], queue=self.name, sent_at=time.time())
-
-    def receive(self, max_messages: int, wait_seconds: float) -> list[Message]:
-        with self._cond:
-            if self._exhausted and not self._released:
-                self._cond.wait(timeout=wait_seconds)
-            out: list[Message] = []
-            while len(out) < max_messages and (msg := self._next()) is not None:
-                self._in_flight[msg.message_id] = msg
-                out.append(msg)
-            return out
-
-    def ack(self, messages: Sequence[Message]) -> list[Message]:
-        with self._cond:
-            for m in messages:
-                if self._in_flight.pop(m.message_id, None) is not None:
-                    self.acked += 1
-        return []
-
-    def release(self, messages: Sequence[Message]) -> None:
-        with self._cond:
-            for m in messages:
-                if self._in_flight.pop(m.message_id, None) is not None:
-                    self._released.appendleft(m)
-            self._cond.notify_all()
-
-    def extend(self, messages: Sequence[Message], seconds: int) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
+    return MemorySource(name="lazy", feed=messages())
 
 
 def rss_child(kind: str, messages: int, seed: int) -> dict[str, float]:
@@ -599,7 +552,7 @@ def rss_child(kind: str, messages: int, seed: int) -> dict[str, float]:
     try:
         pipeline = new_pipeline(fresh_database(kind, workdir), workdir)
         create_all_tables(pipeline)
-        source = LazySource(generate_messages(messages, seed, fmt="mixed"))
+        source = lazy_source(generate_messages(messages, seed, fmt="mixed"))
         daemon = Daemon(pipeline, [Binding(source, concurrency=2, wait_seconds=1)],
                         WorkerOptions())
         baseline = rss_now_mb()

@@ -205,3 +205,24 @@ def test_slow_batches_have_their_visibility_extended(sqlite_url: str,
     daemon.wait()
     assert {mid for mid, _ in source.extended} == {f"m-{i}" for i in range(5)}
     assert all(seconds == 2 for _, seconds in source.extended)
+
+
+def test_memory_source_fed_lazily_behaves_like_a_queue() -> None:
+    made: list[int] = []
+
+    def feed() -> Any:
+        for i in range(25):
+            made.append(i)
+            yield _messages(1, prefix=f"lazy{i}")[0]
+
+    source = MemorySource(feed=feed())
+    first = source.receive(10, 0)
+    assert len(first) == 10 and len(made) == 10  # nothing made before it was asked for
+    source.release(first[5:])
+    again = source.receive(10, 0)
+    assert [m.message_id for m in again[:5]] == [m.message_id for m in first[5:]]
+    source.ack(first[:5] + again)
+    rest = source.receive(100, 0)
+    assert len(rest) == 10 and source.receive(10, 0) == []
+    source.ack(rest)
+    assert source.acked == 25 and source.in_flight == 0

@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from ledbelly.message import Message
 
 
 class MemorySource:
-    """A thread-safe queue; ``in_flight`` holds what was received and not yet acked."""
+    """A thread-safe queue; ``in_flight`` holds what was received and not yet acked.
 
-    def __init__(self, messages: Iterable[Message] = (), name: str = "memory") -> None:
+    ``feed`` is an optional iterator drawn from only when the queue is empty, so a large
+    backlog (a benchmark's 100,000 messages) lives in the generator, not in memory.
+    """
+
+    def __init__(self, messages: Iterable[Message] = (), name: str = "memory",
+                 feed: Iterator[Message] | None = None) -> None:
         self.name = name
+        self._feed = feed
         self._queue: collections.deque[Message] = collections.deque(messages)
         self._in_flight: dict[str, Message] = {}
         self._cond = threading.Condition()
@@ -30,14 +36,23 @@ class MemorySource:
 
     def receive(self, max_messages: int, wait_seconds: float) -> list[Message]:
         with self._cond:
-            if not self._queue:
+            if not self._queue and self._feed is None:
                 self._cond.wait(timeout=wait_seconds)
             out: list[Message] = []
-            while self._queue and len(out) < max_messages:
-                msg = self._queue.popleft()
+            while len(out) < max_messages and (msg := self._next()) is not None:
                 self._in_flight[msg.message_id] = msg
                 out.append(msg)
             return out
+
+    def _next(self) -> Message | None:
+        if self._queue:
+            return self._queue.popleft()
+        if self._feed is not None:
+            msg = next(self._feed, None)
+            if msg is not None:
+                return msg
+            self._feed = None
+        return None
 
     def ack(self, messages: Sequence[Message]) -> list[Message]:
         with self._cond:
@@ -48,9 +63,8 @@ class MemorySource:
 
     def release(self, messages: Sequence[Message]) -> None:
         with self._cond:
-            for m in messages:
-                if self._in_flight.pop(m.message_id, None) is not None:
-                    self._queue.appendleft(m)
+            back = [m for m in messages if self._in_flight.pop(m.message_id, None) is not None]
+            self._queue.extendleft(reversed(back))  # first in line again, in their order
             self._cond.notify_all()
 
     def extend(self, messages: Sequence[Message], seconds: int) -> None:
