@@ -79,6 +79,7 @@ class Daemon:
         self.notifier = notifier or Notifier(None)
         self.status = status
         self.stats = Stats()
+        self._stats_lock = threading.Lock()
         self._work: queue.Queue[tuple[Message, Binding]] = queue.Queue()
         self._held: dict[tuple[str, str], _Held] = {}
         self._held_lock = threading.Condition()
@@ -308,7 +309,8 @@ class Daemon:
         for b, messages in by_binding.values():
             b.source.ack(messages)
         self._unhold(report.messages)
-        self.stats.add(report)
+        with self._stats_lock:  # several writers may finish batches at once
+            self.stats.add(report)
         now = time.time()
         for o in report.committed:
             self.metrics.record_message(o.table, o.kind)

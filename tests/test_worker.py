@@ -226,3 +226,20 @@ def test_memory_source_fed_lazily_behaves_like_a_queue() -> None:
     assert len(rest) == 10 and source.receive(10, 0) == []
     source.ack(rest)
     assert source.acked == 25 and source.in_flight == 0
+
+
+def test_two_writers_commit_everything_once(db_url: str, make_pipeline: Any) -> None:
+    pipeline = make_pipeline(db_url)
+    first = _messages(200)
+    again = [Message(m.message_id, m.body, dict(m.attributes), handle=f"second-{i}")
+             for i, m in enumerate(first[:50])]  # redelivered copies, new receipt handles
+    source = MemorySource([*first, *again])
+    daemon = Daemon(pipeline, [Binding(source, concurrency=2, wait_seconds=0.1)],
+                    WorkerOptions(batch_size=20, max_batch_wait=0.05, writers=2))
+    daemon.start()
+    _wait_for(lambda: daemon.stats.messages == 250)
+    daemon.stop()
+    daemon.wait()
+    assert daemon.stats.duplicates == 50
+    assert _count(db_url, "SELECT COUNT(*) FROM live_asset_accessed") == 200
+    assert _count(db_url, "SELECT COUNT(*) FROM ledbelly_messages") == 200
