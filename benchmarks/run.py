@@ -42,6 +42,7 @@ from ledbelly.schema import Catalog, TableDef
 from ledbelly.simulate import generate_messages
 from ledbelly.sources.files import read_path
 from ledbelly.sources.memory import MemorySource
+from ledbelly.tuning import tune_gc
 from ledbelly.worker import Binding, Daemon, WorkerOptions
 
 SECTIONS = ("parse", "sqlite", "postgresql", "mariadb", "moto", "rss")
@@ -652,6 +653,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    tune_gc()  # as `ledbelly run` and `ledbelly ingest` do before their first message
     if args.rss_child:
         print(json.dumps(rss_child(args.rss_db, RSS_MESSAGES, args.seed)))
         return 0

@@ -18,6 +18,7 @@ from ledbelly.notify import Notifier
 from ledbelly.pipeline import Pipeline, PipelineSettings
 from ledbelly.sources.sqs import SqsSource, sqs_client
 from ledbelly.status import StatusLine, is_tty
+from ledbelly.tuning import tune_gc
 from ledbelly.worker import Binding, Daemon, WorkerOptions
 
 log = logging.getLogger("ledbelly.daemon")
@@ -72,6 +73,7 @@ def run_daemon(daemon: Daemon, settings: DaemonSettings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    tune_gc()
     try:
         daemon.start()
         clean = daemon.wait()

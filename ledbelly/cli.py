@@ -92,6 +92,7 @@ def ingest(db_url: str | None, log_dir: Path, create_missing: bool | None,
     from ledbelly.pipeline import Pipeline, PipelineSettings
     from ledbelly.pipeline import ingest as run_ingest
     from ledbelly.sources.files import read_path
+    from ledbelly.tuning import tune_gc
 
     for p in paths:
         if p != "-" and not Path(p).is_file():
@@ -108,6 +109,7 @@ def ingest(db_url: str | None, log_dir: Path, create_missing: bool | None,
             click.echo(f"note: {len(missing)} event tables are missing in {safe_url(url)}; "
                        "their events are stored in ledbelly_unknown_events "
                        "(create them with --create-missing)", err=True)
+        tune_gc()
         messages: Iterator[Message] = itertools.chain.from_iterable(read_path(p) for p in paths)
         stats = _ingest_with_progress(pipeline, messages, paths, run_ingest)
     finally:
