@@ -452,7 +452,7 @@ def raw_drain(client: Any, queue_url: str, expected: int, threads: int = 2) -> f
     for t in workers:
         t.join()
     elapsed = time.perf_counter() - start
-    if sum(done) != expected:
+    if sum(done) < expected:  # more is possible: moto, like SQS, may deliver twice
         raise RuntimeError(f"raw drain took {sum(done)} of {expected} messages")
     return elapsed
 
