@@ -27,12 +27,12 @@ EXIT_FORCED = 130
 
 def build_daemon(settings: DaemonSettings, url: URL, log_dir: Path,
                  create_missing: bool | None, schema_dir: Path | None = None,
-                 status: bool | None = None) -> Daemon:
+                 status: bool | None = None, pool_size: int | None = None) -> Daemon:
     """Everything ``ledbelly run`` needs, wired, not yet started."""
     pipeline = Pipeline(PipelineSettings(
         url=url, log_dir=log_dir, schema_dir=schema_dir, create_missing=create_missing,
         live_stream=settings.live_stream, time_zone=settings.time_zone,
-        batch_size=settings.batch_size, pool_size=max(2, settings.writers + 1),
+        batch_size=settings.batch_size, pool_size=pool_size or max(2, settings.writers + 1),
         schema_evolution=settings.schema_evolution))
     missing = pipeline.prepare()
     if missing:

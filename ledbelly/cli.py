@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ledbelly.db import resolve_url, safe_url
+from ledbelly.db import pool_size_for, resolve_url, safe_url
 from ledbelly.errors import ConfigError, LedbellyError, SchemaError, TransientError
 from ledbelly.message import Message
 
@@ -99,6 +99,7 @@ def ingest(db_url: str | None, log_dir: Path, create_missing: bool | None,
             raise ConfigError(f"no such file: {p}")
     url = resolve_url(db_url)
     settings = PipelineSettings(url=url, log_dir=log_dir, schema_dir=schema_dir,
+                                pool_size=pool_size_for(db_url) or 5,
                                 create_missing=create_missing, batch_size=batch_size,
                                 live_stream=not no_live_stream,
                                 schema_evolution=schema_evolution)
@@ -190,9 +191,10 @@ def run(config_path: Path, database_file: Path | None, db_url: str | None,
 
     settings = load_daemon_settings(config_path)
     configure_logging(settings.log_format, settings.log_level, settings.log_file)
-    url = resolve_url(db_url, database_file or settings.database)
+    database = database_file or settings.database
+    url = resolve_url(db_url, database)
     daemon = build_daemon(settings, url, log_dir or settings.log_dir or Path("log"),
-                          create_missing, schema_dir)
+                          create_missing, schema_dir, pool_size=pool_size_for(db_url, database))
     sys.exit(run_daemon(daemon, settings))
 
 

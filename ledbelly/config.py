@@ -7,7 +7,7 @@ LEDbelly's keys (``aws.region``, ``aws.access_key_id``, ``aws.secret_access_key`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +80,6 @@ class DaemonSettings:
     writers: int = 1
     database: Path | None = None
     log_dir: Path | None = None
-
-    def with_overrides(self, **changes: Any) -> DaemonSettings:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 def _int(doc: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:

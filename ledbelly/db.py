@@ -92,6 +92,14 @@ def _opt(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def pool_size_for(cli_url: str | None, config_file: Path | None = None) -> int | None:
+    """LEDbelly's ``max_connections``, when the database comes from ``database.yml``."""
+    if cli_url or os.environ.get(ENV_VAR):
+        return None
+    path = config_file or DEFAULT_FILE
+    return pool_size_from_yaml(path) if path.exists() else None
+
+
 def pool_size_from_yaml(path: Path) -> int | None:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}

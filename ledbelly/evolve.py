@@ -21,9 +21,8 @@ from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateColumn
 
-from ledbelly import parsers
 from ledbelly.ddl import DdlOptions, build_tables, create_statements, run_statements, terminate
-from ledbelly.errors import ConfigError, LedbellyError
+from ledbelly.errors import ConfigError
 from ledbelly.infer import add_fields, infer_table, widen_column
 from ledbelly.logs import EventLogs
 from ledbelly.message import Message
@@ -288,31 +287,6 @@ class Evolver:
                 return self.catalog.tables[new.name]
             return self._commit(new, f"{new.name}: new table for {fmt} event {event_name} "
                                 f"with {len(new.columns)} columns", [(fmt, event_name)])
-
-    def evolve_for(self, processor: Processor, msg: Message) -> bool:
-        """Make the changes ``msg`` needs before it is processed; ``True`` if any was made.
-
-        A convenience for callers that cannot hook into the processor: it parses the
-        message a second time. The processor itself should rather call ``add_columns``
-        where it logs undefined fields and ``create_table`` where it finds no table.
-        """
-        if not self.adds_columns:
-            return False
-        try:
-            payload = msg.payload if msg.payload is not None else parsers.decode(msg.body)
-            env = parsers.open_envelope(payload, msg.attributes)
-        except LedbellyError:
-            return False
-        table = self.catalog.route(env.format, env.event_name)
-        if table is None:
-            flat = parsers.flatten(env, frozenset())
-            return self.create_table(env.format, env.event_name, flat) is not None
-        plan = processor.plan(table)
-        if plan is None:
-            return False
-        flat = parsers.flatten(env, plan.keep)
-        extra = {k: flat[k] for k in plan.undefined(flat) if k not in plan.missing_in_db}
-        return bool(extra) and self.add_columns(table, extra) is not None
 
     def _commit(self, new: TableDef, what: str, keys: list[tuple[str, str]]) -> TableDef | None:
         try:

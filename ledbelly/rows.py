@@ -217,5 +217,3 @@ def _fit(slot: _Slot, value: str, issues: list[Issue]) -> str:
                         expecting=slot.size))
     return trim(value, slot.size, slot.unit)
 
-
-PlanFactory = Callable[[TableDef], RowPlan]

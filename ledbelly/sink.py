@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -366,20 +366,6 @@ class Sink:
             except (sa_exc.SQLAlchemyError, NotImplementedError, TypeError, ValueError):
                 parts.append(f"-- {name}: {row!r}")
         return "\n".join(parts)
-
-    # ----- reading back -------------------------------------------------------------------
-
-    def counts(self, names: Iterable[str]) -> dict[str, int]:
-        from sqlalchemy import func
-
-        out: dict[str, int] = {}
-        with self.engine.connect() as conn:
-            insp = inspect(conn)
-            for name in names:
-                if insp.has_table(name):
-                    t = Table(name, MetaData())
-                    out[name] = conn.execute(select(func.count()).select_from(t)).scalar_one()
-        return out
 
 
 def sqs_form(msg: Message) -> dict[str, Any]:

@@ -83,3 +83,16 @@ def test_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("LEDBELLY_DATABASE_URL", "sqlite:///env.db")
     assert resolve_url(None).database == "env.db"
     assert resolve_url("sqlite:///cli.db").database == "cli.db"
+
+
+def test_max_connections_sizes_the_pool_only_for_database_yml(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledbelly.db import pool_size_for
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LEDBELLY_DATABASE_URL", raising=False)
+    assert pool_size_for(None) is None
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "database.yml").write_text("adapter: sqlite\nmax_connections: 8\n")
+    assert pool_size_for(None) == 8
+    assert pool_size_for("sqlite:///other.db") is None
