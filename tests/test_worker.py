@@ -126,7 +126,7 @@ def test_database_outage_pauses_and_resumes(sqlite_url: str, make_pipeline: Any)
                     WorkerOptions(batch_size=50, max_batch_wait=0.05, max_in_flight=100))
     daemon.start()
     _wait_for(lambda: flaky.failures > 0)
-    assert not daemon.healthy()[0]
+    _wait_for(lambda: daemon.healthy() == (False, "database unavailable"), timeout=5)
     assert source.acked == 0
     _wait_for(lambda: source.acked == 200)
     assert daemon.healthy()[0]
