@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, MetaData, Table, inspect
+from sqlalchemy import Engine, Integer, MetaData, Table, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable, DropTable
 from sqlalchemy.sql.elements import quoted_name
@@ -195,9 +195,15 @@ def create_statements(table: Table, dialect: Dialect, opts: DdlOptions) -> list[
     out = [str(CreateTable(table).compile(dialect=dialect)).strip()]
     indexes = sorted(table.indexes, key=lambda ix: str(ix.name))
     out += [str(CreateIndex(ix).compile(dialect=dialect)).strip() for ix in indexes]
-    if not opts.identity:
+    if not opts.identity and _has_surrogate_key(table):
         out += _sequence_and_trigger(table, dialect, opts)
     return out
+
+
+def _has_surrogate_key(table: Table) -> bool:
+    """A single integer primary key that the database numbers (not the ledger's message id)."""
+    keys = list(table.primary_key.columns)
+    return len(keys) == 1 and isinstance(keys[0].type, Integer)
 
 
 def _helper_name(table: Table, suffix: str) -> str:

@@ -115,6 +115,9 @@ def test_oracle_types_and_legacy_keys() -> None:
     assert "CREATE SEQUENCE live_asset_accessed_seq" in text
     assert "SELECT live_asset_accessed_seq.NEXTVAL INTO :new.asset_accessed_id FROM dual;\n" \
            "END;\n/" in text
+    assert "CREATE SEQUENCE ledbelly_dead_letters_seq" in text
+    # The ledger's key is the SQS message id, not a number: no sequence may fill it.
+    assert "ledbelly_messages_seq" not in text and "ledbelly_messages_trg" not in text
 
 
 def test_postgresql_and_sqlite_keys() -> None:
