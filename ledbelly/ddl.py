@@ -44,8 +44,13 @@ def oracle_name(name: str, limit: int) -> str:
     return name[: limit - _HASH_LEN - 1] + "_" + digest
 
 
-def dialect_for(name: str, max_identifier_length: int | None = None) -> Dialect:
-    """A SQLAlchemy dialect by name, without a driver or a server."""
+def dialect_for(name: str, max_identifier_length: int | None = None,
+                oracle_compat: str = "19") -> Dialect:
+    """A SQLAlchemy dialect by name, without a driver or a server.
+
+    Oracle before 23 has no BOOLEAN column type; SQLAlchemy, not knowing the server,
+    assumes it has, so booleans are declared as SMALLINT for older targets.
+    """
     from sqlalchemy.dialects import mssql, mysql, oracle, postgresql, sqlite
 
     makers = {"mssql": mssql.dialect, "mysql": mysql.dialect, "mariadb": mysql.dialect,
@@ -58,6 +63,8 @@ def dialect_for(name: str, max_identifier_length: int | None = None) -> Dialect:
         setattr(dialect, "is_mariadb", True)  # noqa: B010 - not in the Dialect interface
     if max_identifier_length is not None:
         dialect.max_identifier_length = max_identifier_length  # SQLAlchemy checks names too
+    if name == "oracle":
+        dialect.supports_native_boolean = _version(oracle_compat) >= (23,)
     return dialect
 
 
@@ -276,7 +283,7 @@ def header(dialect: str, title: str, name_map: dict[str, str]) -> str:
 def generate(tables: Sequence[TableDef], opts: DdlOptions, drop_existing: bool = False,
              only: set[str] | None = None) -> DdlScript:
     """The DDL for ``tables`` plus the system tables; ``only`` limits it to those names."""
-    dialect = dialect_for(opts.dialect, opts.name_limit)
+    dialect = dialect_for(opts.dialect, opts.name_limit, opts.oracle_compat)
     sa_tables, names = build_tables(tables, opts)
     statements: list[str] = []
     chosen = [t for t in sa_tables if only is None or t.name in only]

@@ -109,6 +109,9 @@ def test_oracle_types_and_legacy_keys() -> None:
     assert "asset_name VARCHAR2(2000 CHAR)" in modern and "url CLOB" in modern
     assert "NVARCHAR2" not in modern and "NCLOB" not in modern
     assert "processed_at TIMESTAMP" in modern
+    # Oracle has BOOLEAN columns only from 23 on.
+    assert " BOOLEAN" not in modern and "created_on_blueprint_sync SMALLINT" in modern
+    assert "created_on_blueprint_sync BOOLEAN" in ddl_text("oracle", oracle_compat="23")
     legacy = generate(TABLES, DdlOptions("oracle", oracle_compat="11"))
     text = legacy.render()
     assert "IDENTITY" not in text
