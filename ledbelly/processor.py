@@ -166,7 +166,7 @@ class Processor:
                 plan = widened
                 row, issues = plan.build(flat, now, local)
         out.rows.append((table.name, row))
-        self._report(env.event_name, table.name, issues, out)
+        self._report(table.name, issues, out)
         self._log_undefined(env.event_name, table.name, plan, flat, out)
         if env.format == parsers.CANVAS:
             for stream in self._stream:
@@ -174,7 +174,7 @@ class Processor:
                 if splan is not None:
                     srow, sissues = splan.build_after(plan, flat, row, issues, now, local)
                     out.rows.append((stream.name, srow))
-                    self._report(env.event_name, stream.name, sissues, out)
+                    self._report(stream.name, sissues, out)
         return out
 
     def _evolve(self, env: parsers.Envelope, table: TableDef, plan: RowPlan,
@@ -200,7 +200,7 @@ class Processor:
                 table = changed or table
         return self.plan(changed) if changed is not None else None
 
-    def _report(self, event: str, table: str, issues: list[Any], out: Outcome) -> None:
+    def _report(self, table: str, issues: list[Any], out: Outcome) -> None:
         for issue in issues:
             if issue.kind == "trim":
                 out.truncations += 1

@@ -251,27 +251,19 @@ class Sink:
         from psycopg2.extras import execute_values
 
         now = _now()
-        rows = [(o.message.message_id, _name(o.event_name),
-                 o.table if o.kind != UNKNOWN else None, o.kind, now) for o in outcomes]
+        rows = [_ledger_row(o, now) for o in outcomes]
+        columns = list(rows[0])
         raw: Any = conn.connection.dbapi_connection
         cur = raw.cursor()
         try:
             claimed = {r[0] for r in execute_values(
-                cur, f"INSERT INTO {LEDGER} (message_id, event_name, target_table, "
-                "outcome, processed_at) VALUES %s ON CONFLICT (message_id) DO NOTHING "
-                "RETURNING message_id", rows, page_size=max(1, len(rows)), fetch=True)}
+                cur, f"INSERT INTO {LEDGER} ({', '.join(columns)}) VALUES %s "
+                "ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+                [tuple(row[c] for c in columns) for row in rows],
+                page_size=len(rows), fetch=True)}
         finally:
             cur.close()
-        fresh: list[Outcome] = []
-        dups: list[Message] = []
-        for o in outcomes:
-            mid = o.message.message_id
-            if mid in claimed:
-                claimed.discard(mid)
-                fresh.append(o)
-            else:
-                dups.append(o.message)
-        return fresh, dups
+        return _first_of_each(outcomes, claimed)
 
     def _dedupe(self, conn: Connection, outcomes: list[Outcome]
                 ) -> tuple[list[Outcome], list[Message]]:
@@ -282,16 +274,7 @@ class Sink:
             chunk = ids[i:i + 900]
             seen.update(conn.execute(
                 select(ledger.c.message_id).where(ledger.c.message_id.in_(chunk))).scalars())
-        fresh: list[Outcome] = []
-        dups: list[Message] = []
-        for o in outcomes:
-            mid = o.message.message_id
-            if mid in seen:
-                dups.append(o.message)
-            else:
-                seen.add(mid)
-                fresh.append(o)
-        return fresh, dups
+        return _first_of_each(outcomes, set(ids) - seen)
 
     def _insert(self, conn: Connection, outcomes: list[Outcome],
                 ledger_done: bool = False) -> None:
@@ -305,13 +288,10 @@ class Sink:
             else:
                 for name, row in o.rows:
                     by_table[name].append(row)
-            if not ledger_done:
-                by_table[LEDGER].append(_ledger_row(o, now))
-        ledger_rows = by_table.pop(LEDGER, [])
         for name, rows in by_table.items():
             self.insert_rows(conn, self._table_by_name(name), rows)
         if not ledger_done:
-            self.insert_rows(conn, self.system[LEDGER], ledger_rows)
+            self.insert_rows(conn, self.system[LEDGER], [_ledger_row(o, now) for o in outcomes])
 
     def insert_rows(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         """One bulk insert per table (COPY on PostgreSQL); rows of one table share keys."""
@@ -376,6 +356,22 @@ def sqs_form(msg: Message) -> dict[str, Any]:
         "MessageAttributes": {k: {"StringValue": v, "DataType": "String"}
                               for k, v in msg.attributes.items()},
     }
+
+
+def _first_of_each(outcomes: list[Outcome], new_ids: set[str]
+                   ) -> tuple[list[Outcome], list[Message]]:
+    """Split a batch: the first outcome of each id in ``new_ids`` is fresh, all else a
+    duplicate (already in the ledger, or repeated within the batch)."""
+    fresh: list[Outcome] = []
+    dups: list[Message] = []
+    for o in outcomes:
+        mid = o.message.message_id
+        if mid in new_ids:
+            new_ids.discard(mid)
+            fresh.append(o)
+        else:
+            dups.append(o.message)
+    return fresh, dups
 
 
 def _now() -> datetime:
