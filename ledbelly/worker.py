@@ -19,7 +19,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -302,11 +302,7 @@ class Daemon:
 
     def _acknowledge(self, report: WriteReport, batch: list[tuple[Message, Binding]]) -> None:
         bindings = {_key(m): b for m, b in batch}
-        by_binding: dict[int, tuple[Binding, list[Message]]] = {}
-        for m in report.messages:
-            b = bindings[_key(m)]
-            by_binding.setdefault(id(b), (b, []))[1].append(m)
-        for b, messages in by_binding.values():
+        for b, messages in _by_binding((m, bindings[_key(m)]) for m in report.messages):
             b.source.ack(messages)
         self._unhold(report.messages)
         with self._stats_lock:  # several writers may finish batches at once
@@ -321,10 +317,7 @@ class Daemon:
             self.metrics.observe_message_age(max(ages))
 
     def _release(self, batch: Sequence[tuple[Message, Binding]]) -> None:
-        grouped: dict[int, tuple[Binding, list[Message]]] = {}
-        for m, b in batch:
-            grouped.setdefault(id(b), (b, []))[1].append(m)
-        for b, messages in grouped.values():
+        for b, messages in _by_binding(batch):
             try:
                 b.source.release(messages)
             except Exception:
@@ -417,6 +410,14 @@ class Daemon:
         if not self._db_up.is_set():
             return False, "database unavailable"
         return True, "ok"
+
+
+def _by_binding(pairs: Iterable[tuple[Message, Binding]]) -> list[tuple[Binding, list[Message]]]:
+    """Messages grouped by the source they came from, for that source's batch calls."""
+    grouped: dict[int, tuple[Binding, list[Message]]] = {}
+    for m, b in pairs:
+        grouped.setdefault(id(b), (b, []))[1].append(m)
+    return list(grouped.values())
 
 
 def _key(m: Message) -> tuple[str, str]:
