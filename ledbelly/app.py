@@ -19,7 +19,7 @@ from ledbelly.pipeline import Pipeline, PipelineSettings
 from ledbelly.sources.sqs import SqsSource, sqs_client
 from ledbelly.status import StatusLine, is_tty
 from ledbelly.tuning import tune_gc
-from ledbelly.worker import Binding, Daemon, WorkerOptions
+from ledbelly.worker import Binding, Daemon
 
 log = logging.getLogger("ledbelly.daemon")
 EXIT_FORCED = 130
@@ -32,7 +32,8 @@ def build_daemon(settings: DaemonSettings, url: URL, log_dir: Path,
     pipeline = Pipeline(PipelineSettings(
         url=url, log_dir=log_dir, schema_dir=schema_dir, create_missing=create_missing,
         live_stream=settings.live_stream, time_zone=settings.time_zone,
-        batch_size=settings.batch_size, pool_size=pool_size or max(2, settings.writers + 1),
+        batch_size=settings.worker.batch_size,
+        pool_size=pool_size or max(2, settings.worker.writers + 1),
         schema_evolution=settings.schema_evolution))
     missing = pipeline.prepare()
     if missing:
@@ -45,11 +46,7 @@ def build_daemon(settings: DaemonSettings, url: URL, log_dir: Path,
     show_status = is_tty(sys.stderr) if status is None else status
     return Daemon(
         pipeline, bindings,
-        WorkerOptions(batch_size=settings.batch_size, max_batch_wait=settings.max_batch_wait,
-                      batch_linger=settings.batch_linger,
-                      max_in_flight=settings.max_in_flight,
-                      shutdown_timeout=settings.shutdown_timeout, delay=settings.delay,
-                      writers=settings.writers, dead_letter_policy=settings.dead_letter_policy),
+        settings.worker,
         metrics=Metrics(), notifier=Notifier.from_env(),
         status=StatusLine(sys.stderr) if show_status else None)
 

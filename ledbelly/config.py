@@ -57,18 +57,27 @@ class AwsSettings:
 
 
 @dataclass(frozen=True)
-class DaemonSettings:
-    """Everything ``ledbelly run`` needs beyond the database."""
+class WorkerOptions:
+    """How the daemon batches, holds, and stops: the ``worker`` part of the settings."""
 
-    queues: tuple[QueueSettings, ...]
-    aws: AwsSettings = field(default_factory=AwsSettings)
-    delay: float = 0.0
     batch_size: int = 500
     max_batch_wait: float = 1.0
     batch_linger: float = 0.01
     max_in_flight: int = 5000
     shutdown_timeout: float = 30.0
+    delay: float = 0.0
+    writers: int = 1
     dead_letter_policy: str = "table"
+    housekeeping_interval: float = 1.0
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """Everything ``ledbelly run`` needs beyond the database."""
+
+    queues: tuple[QueueSettings, ...]
+    aws: AwsSettings = field(default_factory=AwsSettings)
+    worker: WorkerOptions = field(default_factory=WorkerOptions)
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     log_format: str = "text"
@@ -77,7 +86,6 @@ class DaemonSettings:
     live_stream: bool = True
     time_zone: str | None = None
     schema_evolution: str = "off"
-    writers: int = 1
     database: Path | None = None
     log_dir: Path | None = None
 
@@ -162,13 +170,16 @@ def daemon_settings_from_dict(doc: Any) -> DaemonSettings:
     return DaemonSettings(
         queues=_queues(doc, concurrency, wait, visibility),
         aws=aws,
-        delay=_float(doc, "delay", 0.0, 0, 3600),
-        batch_size=batch_size,
-        max_batch_wait=_float(doc, "max_batch_wait", 1.0, 0.0, 60),
-        batch_linger=_float(doc, "batch_linger", 0.01, 0.0, 60),
-        max_in_flight=_int(doc, "max_in_flight", max(5000, 2 * batch_size), 10, 1_000_000),
-        shutdown_timeout=_float(doc, "shutdown_timeout", 30.0, 1, 3600),
-        dead_letter_policy=_choice(doc, "dead_letter_policy", "table", DEAD_LETTER_POLICIES),
+        worker=WorkerOptions(
+            delay=_float(doc, "delay", 0.0, 0, 3600),
+            batch_size=batch_size,
+            max_batch_wait=_float(doc, "max_batch_wait", 1.0, 0.0, 60),
+            batch_linger=_float(doc, "batch_linger", 0.01, 0.0, 60),
+            max_in_flight=_int(doc, "max_in_flight", max(5000, 2 * batch_size), 10, 1_000_000),
+            shutdown_timeout=_float(doc, "shutdown_timeout", 30.0, 1, 3600),
+            dead_letter_policy=_choice(doc, "dead_letter_policy", "table",
+                                       DEAD_LETTER_POLICIES),
+            writers=_int(doc, "writers", 1, 1, 16)),
         metrics_port=metrics_port,
         metrics_host=str(doc.get("metrics_host", "127.0.0.1")),
         log_format=_choice(doc, "log_format", "text", LOG_FORMATS),
@@ -177,7 +188,6 @@ def daemon_settings_from_dict(doc: Any) -> DaemonSettings:
         live_stream=bool(doc.get("live_stream", True)),
         time_zone=doc.get("time_zone"),
         schema_evolution=_choice(doc, "schema_evolution", "off", EVOLUTION_MODES),
-        writers=_int(doc, "writers", 1, 1, 16),
         database=Path(doc["database"]) if doc.get("database") else None,
         log_dir=Path(doc["log_dir"]) if doc.get("log_dir") else None,
     )

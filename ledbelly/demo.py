@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from ledbelly.config import AwsSettings, DaemonSettings, QueueSettings
+from ledbelly.config import AwsSettings, DaemonSettings, QueueSettings, WorkerOptions
 from ledbelly.db import normalize_url
 from ledbelly.errors import ConfigError
 
@@ -83,8 +83,8 @@ def run_demo(count: int, db_url: str, seed: int, echo: Callable[[str], None]) ->
                                   daemon=True)
         feeder.start()
         settings = DaemonSettings(
-            queues=(QueueSettings(queue_url, 2, 1, 60),), aws=aws, batch_size=200,
-            max_batch_wait=0.5, shutdown_timeout=10)
+            queues=(QueueSettings(queue_url, 2, 1, 60),), aws=aws,
+            worker=WorkerOptions(batch_size=200, max_batch_wait=0.5, shutdown_timeout=10))
         url = normalize_url(db_url)
         daemon = build_daemon(settings, url, Path("log"), create_missing=True)
         echo(f"demo: local SQS at {endpoint}, {count} simulated events, writing to {db_url}")

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from ledbelly.config import WorkerOptions
 from ledbelly.errors import SourceUnavailable, TransientError
 from ledbelly.message import Message
 from ledbelly.metrics import Metrics
@@ -35,6 +36,8 @@ from ledbelly.status import StatusLine
 
 log = logging.getLogger("ledbelly.daemon")
 
+__all__ = ["Binding", "Daemon", "WorkerOptions"]
+
 
 @dataclass(frozen=True)
 class Binding:
@@ -44,19 +47,6 @@ class Binding:
     concurrency: int = 1
     wait_seconds: float = 20
     visibility_timeout: int | None = None  # None: the source has no visibility to extend
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    batch_size: int = 500
-    max_batch_wait: float = 1.0
-    batch_linger: float = 0.01
-    max_in_flight: int = 5000
-    shutdown_timeout: float = 30.0
-    delay: float = 0.0
-    writers: int = 1
-    dead_letter_policy: str = "table"
-    housekeeping_interval: float = 1.0
 
 
 @dataclass
