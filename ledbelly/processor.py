@@ -210,7 +210,7 @@ class Processor:
 
     def _log_undefined(self, event: str, table: str, plan: RowPlan, flat: dict[str, Any],
                        out: Outcome) -> None:
-        for key in plan.undefined(flat):
+        for key in plan.new_undefined(flat):
             marker = (table, key)
             if marker in self._seen_undefined:
                 continue

@@ -69,6 +69,8 @@ class RowPlan:
         self.keep = frozenset(resolved_source(table, c) for c in table.data_columns if c.json)
         self.consumed = frozenset(s.source for s in self.slots)
         self.keep_prefixes = tuple(k + "_" for k in self.keep)
+        # Keys known not to need a log line: consumed ones, and those already reported.
+        self._accounted: set[str] = set(self.consumed)
         self.has_processed_at = _fillable(table, "processed_at", live_columns)
         self.has_local_time = _fillable(table, "event_time_local", live_columns)
         self._build = _compile(self.slots)
@@ -113,6 +115,19 @@ class RowPlan:
         extra = flat.keys() - self.consumed
         if not extra:
             return []
+        return sorted(k for k in extra if k not in self.keep and
+                      not k.startswith(self.keep_prefixes))
+
+    def new_undefined(self, flat: dict[str, Any]) -> list[str]:
+        """``undefined`` keys not yet reported through this method: the per-event check.
+
+        Most events carry the same keys as the last one, so one C-level subset test
+        settles them; only an event with a key never seen before pays for the set work.
+        """
+        if self._accounted.issuperset(flat):
+            return []
+        extra = flat.keys() - self._accounted
+        self._accounted.update(extra)  # a race here at worst reports a key twice
         return sorted(k for k in extra if k not in self.keep and
                       not k.startswith(self.keep_prefixes))
 
