@@ -148,9 +148,58 @@ class Sink:
                     conn.commit()
         except sa_exc.SQLAlchemyError as exc:
             raise classify_db_error(exc) from exc
+        self._preload_live_columns(existing)
         if self.create_missing:
             return []
         return [t.name for t in self.catalog if t.name not in existing]
+
+    def _preload_live_columns(self, existing: set[str]) -> None:
+        """Every existing event table's columns in one query, not one query per table."""
+        present = [t for t in self.catalog if self._db_name(t) in existing]
+        if not present:
+            return
+        try:
+            with self.engine.connect() as conn:
+                found = inspect(conn).get_multi_columns(
+                    filter_names=[self._db_name(t) for t in present])
+        except (sa_exc.SQLAlchemyError, NotImplementedError):
+            return  # reflected one table at a time instead, when first used
+        by_name = {name: cols for (_, name), cols in found.items()}
+        with self._lock:
+            for t in present:
+                cols = by_name.get(self._db_name(t))
+                if cols is not None and t.name not in self._live:
+                    self._live[t.name] = self._schema_names(t, {c["name"] for c in cols})
+
+    def _schema_names(self, table: TableDef, live: set[str]) -> frozenset[str]:
+        """The schema's names of the columns the database has (Oracle's shortened ones
+        mapped back); SQLAlchemy's tables are built only where names differ."""
+        lowered = {name.lower() for name in live}
+        if self.dialect == "oracle":
+            return frozenset(c.key for c in self.sa_table(table).columns
+                             if c.name.lower() in lowered)
+        return frozenset(c.name for c in table.columns if c.name.lower() in lowered)
+
+    def _db_name(self, table: TableDef) -> str:
+        """The table's name in the database (shortened on Oracle), without building it."""
+        return self.sa_table(table).name if self.dialect == "oracle" else table.name
+
+    def create_event_tables(self) -> int:
+        """Create every catalog table the database lacks, in one pass; how many it made."""
+        created = 0
+        try:
+            with self.engine.begin() as conn:
+                existing = set(inspect(conn).get_table_names())
+                for t in self.catalog:
+                    sa_table = self.sa_table(t)
+                    if sa_table.name not in existing:
+                        sa_table.create(conn)
+                        created += 1
+        except sa_exc.SQLAlchemyError as exc:
+            raise classify_db_error(exc) from exc
+        if created:
+            self.forget()
+        return created
 
     def live_columns(self, table: TableDef) -> frozenset[str] | None:
         """The table's columns as the database has them; creates it first if allowed."""
@@ -160,6 +209,17 @@ class Sink:
             if table.name not in self._live:
                 self._live[table.name] = self._reflect(table)
             return self._live[table.name]
+
+    def known_columns(self) -> dict[str, frozenset[str] | None]:
+        """The live columns read so far, to hand to a sink in a worker process."""
+        with self._lock:
+            return dict(self._live)
+
+    def adopt_columns(self, known: dict[str, frozenset[str] | None]) -> None:
+        """Take live columns another sink over the same database already read."""
+        with self._lock:
+            for name, columns in known.items():
+                self._live.setdefault(name, columns)
 
     def forget(self, table_name: str | None = None) -> None:
         """Drop cached reflection, after DDL changed the database."""
@@ -183,10 +243,10 @@ class Sink:
                     sa_table.create(conn, checkfirst=True)
                     conn.commit()
                     insp = inspect(conn)
-                live = {c["name"].lower() for c in insp.get_columns(sa_table.name)}
+                live = {c["name"] for c in insp.get_columns(sa_table.name)}
         except sa_exc.SQLAlchemyError as exc:
             raise classify_db_error(exc) from exc
-        return frozenset(c.key for c in sa_table.columns if c.name.lower() in live)
+        return self._schema_names(table, live)
 
     def sa_table(self, table: TableDef) -> Table:
         """The insert target; on Oracle names over the limit are shortened, keys stay long."""
@@ -246,21 +306,23 @@ class Sink:
         """PostgreSQL: write the ledger first, ``ON CONFLICT DO NOTHING RETURNING``.
 
         One round trip both records the batch and finds the messages already recorded;
-        a concurrent writer with the same message waits for ours and then skips it.
+        a concurrent writer with the same message waits for ours and then skips it. The
+        batch travels as one array per column (``unnest``), which psycopg2 quotes in C,
+        not as a VALUES row per message.
         """
-        from psycopg2.extras import execute_values
-
         now = _now()
         rows = [_ledger_row(o, now) for o in outcomes]
-        columns = list(rows[0])
         raw: Any = conn.connection.dbapi_connection
         cur = raw.cursor()
         try:
-            claimed = {r[0] for r in execute_values(
-                cur, f"INSERT INTO {LEDGER} ({', '.join(columns)}) VALUES %s "
+            cur.execute(
+                f"INSERT INTO {LEDGER} (message_id, event_name, target_table, outcome, "
+                "processed_at) SELECT m, e, t, o, %s FROM unnest(%s::text[], %s::text[], "
+                "%s::text[], %s::text[]) AS b(m, e, t, o) "
                 "ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
-                [tuple(row[c] for c in columns) for row in rows],
-                page_size=len(rows), fetch=True)}
+                (now, [r["message_id"] for r in rows], [r["event_name"] for r in rows],
+                 [r["target_table"] for r in rows], [r["outcome"] for r in rows]))
+            claimed = {r[0] for r in cur.fetchall()}
         finally:
             cur.close()
         return _first_of_each(outcomes, claimed)
