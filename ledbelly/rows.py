@@ -73,8 +73,11 @@ class RowPlan:
         self._accounted: set[str] = set(self.consumed)
         self.has_processed_at = _fillable(table, "processed_at", live_columns)
         self.has_local_time = _fillable(table, "event_time_local", live_columns)
-        self._build = _compile(self.slots)
+        self._build = _lazily_compiled(self.slots, None, self._install)
         self._followers: dict[int, tuple[Any, dict[str, list[str]]]] = {}
+
+    def _install(self, build: Callable[..., dict[str, Any]]) -> None:
+        self._build = build
 
     def build(self, flat: dict[str, Any], processed_at: datetime,
               local_time: datetime | None) -> tuple[dict[str, Any], list[Issue]]:
@@ -97,7 +100,7 @@ class RowPlan:
         """
         follower = self._followers.get(id(leader))
         if follower is None:
-            follower = self._followers[id(leader)] = _compile_follower(self.slots, leader.slots)
+            follower = self._followers[id(leader)] = self._follower(leader)
         build, reused = follower
         issues: list[Issue] = []
         row = build(flat, issues, lead_row)
@@ -109,6 +112,15 @@ class RowPlan:
         if self.has_local_time:
             row["event_time_local"] = local_time
         return row, issues
+
+    def _follower(self, leader: RowPlan) -> tuple[Any, dict[str, list[str]]]:
+        key = id(leader)
+        reuse, reused = _reuse_map(self.slots, leader.slots)
+
+        def install(build: Callable[..., dict[str, Any]]) -> None:
+            self._followers[key] = (build, reused)
+
+        return _lazily_compiled(self.slots, reuse, install), reused
 
     def undefined(self, flat: dict[str, Any]) -> list[str]:
         """Payload keys this table has no column for (never dropped silently: logged)."""
@@ -147,9 +159,9 @@ def _convert(slot: _Slot, value: Any, issues: list[Issue]) -> Any:
 _INT_DIGITS = 18  # any run of at most 18 ASCII digits fits a bigint and an int is checked
 
 
-def _compile_follower(slots: list[_Slot], leader: list[_Slot]
-                      ) -> tuple[Any, dict[str, list[str]]]:
-    """``_compile`` for a table whose values may be taken from another table's row."""
+def _reuse_map(slots: list[_Slot], leader: list[_Slot]
+               ) -> tuple[dict[int, str], dict[str, list[str]]]:
+    """Which of ``slots`` can take the value another table's row already converted."""
     same = {(s.source, s.coerce, s.size, s.unit): s.column for s in leader}
     reuse: dict[int, str] = {}
     reused: dict[str, list[str]] = {}
@@ -158,7 +170,43 @@ def _compile_follower(slots: list[_Slot], leader: list[_Slot]
         if lead_column is not None:
             reuse[i] = lead_column
             reused.setdefault(lead_column, []).append(slot.column)
-    return _compile(slots, reuse), reused
+    return reuse, reused
+
+
+# Rows a builder makes by the general loop before its straight-line code is compiled:
+# compiling costs about 1.5 ms a table, worth it only for tables that get traffic.
+HOT_AFTER = 64
+
+
+def _lazily_compiled(slots: list[_Slot], reuse: dict[int, str] | None,
+                     install: Callable[[Callable[..., dict[str, Any]]], None]
+                     ) -> Callable[..., dict[str, Any]]:
+    """A builder that runs ``_build_generic`` until its table is hot, then installs the
+    compiled one. Both make the same row; the compiled one only takes common values
+    without a call."""
+    built = 0
+
+    def build(flat: dict[str, Any], issues: list[Issue], lead: Any = None) -> dict[str, Any]:
+        nonlocal built
+        built += 1
+        if built >= HOT_AFTER:
+            built = -(1 << 62)  # compile once; two threads racing here at worst compile twice
+            install(_compile(slots, reuse))
+        return _build_generic(slots, reuse, flat, issues, lead)
+
+    return build
+
+
+def _build_generic(slots: list[_Slot], reuse: dict[int, str] | None, flat: dict[str, Any],
+                   issues: list[Issue], lead: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for i, slot in enumerate(slots):
+        if reuse and i in reuse:
+            row[slot.column] = lead[reuse[i]]
+            continue
+        v = flat.get(slot.source)
+        row[slot.column] = None if v is None else _convert(slot, v, issues)
+    return row
 
 
 def _compile(slots: list[_Slot], reuse: dict[int, str] | None = None

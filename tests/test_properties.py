@@ -23,6 +23,8 @@ from ledbelly.coerce import (
     trim,
 )
 from ledbelly.flatten import caliper_segment, flatten_caliper, flatten_canvas
+from ledbelly.rows import HOT_AFTER, RowPlan, _build_generic, _compile
+from ledbelly.schema import ColumnDef, TableDef
 
 keys = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1,
                max_size=12)
@@ -190,3 +192,44 @@ def test_local_time_matches_zoneinfo(dt: datetime, zone_name: str) -> None:
     zone = ZoneInfo(zone_name)
     expected = dt.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
     assert _to_local(dt, zone) == expected
+
+
+# ----- row building: the compiled builder and the general loop make the same row -------
+
+_BUILD_TABLE = TableDef("live_props", "canvas", (
+    ColumnDef("id", "bigint", primary_key=True),
+    ColumnDef("a_id", "bigint", source="body.a_id"),
+    ColumnDef("n", "int", source="body.n"),
+    ColumnDef("short", "string", size=8, source="body.short"),
+    ColumnDef("wide", "string", size=6, multibyte=True, source="body.wide"),
+    ColumnDef("note", "text", source="body.note"),
+    ColumnDef("score", "float", source="body.score"),
+    ColumnDef("flag", "boolean", source="body.flag"),
+    ColumnDef("at", "datetime", source="body.at"),
+))
+_build_values = (scalars | st.sampled_from(["12", "-3", "007", "2019-11-01T00:00:00.5Z",
+                                            "ünï", "a\x00b", "x" * 9, "1e3", "true"])
+                 | st.lists(scalars, max_size=2) | st.dictionaries(keys, scalars, max_size=2))
+
+
+@given(st.dictionaries(st.sampled_from([f"body.{c.name}" for c in _BUILD_TABLE.columns]),
+                       _build_values), st.sampled_from(["postgresql", "mssql"]))
+def test_compiled_row_builder_matches_the_general_loop(flat: dict[str, Any],
+                                                        dialect: str) -> None:
+    plan = RowPlan(_BUILD_TABLE, dialect, None)
+    generic_issues: list[Any] = []
+    compiled_issues: list[Any] = []
+    generic = _build_generic(plan.slots, None, flat, generic_issues, None)
+    compiled = _compile(plan.slots)(flat, compiled_issues)
+    assert list(compiled.items()) == list(generic.items())
+    assert compiled_issues == generic_issues
+
+
+def test_a_table_gets_its_compiled_builder_once_hot() -> None:
+    plan = RowPlan(_BUILD_TABLE, "postgresql", None)
+    cold = plan._build
+    now = datetime(2026, 1, 1)
+    rows = [plan.build({"body.a_id": str(i), "body.short": "abc"}, now, None)[0]
+            for i in range(HOT_AFTER + 1)]
+    assert plan._build is not cold
+    assert rows[-1] == {**rows[0], "a_id": HOT_AFTER}
