@@ -5,9 +5,9 @@ Library errors become one clear line with a hint and a named exit code.
 
 from __future__ import annotations
 
-import itertools
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +16,6 @@ import click
 
 from ledbelly.db import pool_size_for, resolve_url, safe_url
 from ledbelly.errors import ConfigError, LedbellyError, SchemaError, TransientError
-from ledbelly.message import Message
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -80,19 +79,24 @@ def main() -> None:
               default="off", show_default=True,
               help="Add columns for new fields (and tables for new events) instead of "
                    "logging them; changes go to schemas.local/ for review.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes to ingest with [default: one per CPU when the JSON lines "
+                   "inputs are over 1 MB; always 1 on SQLite, from stdin or with schema "
+                   "evolution].")
 @click.argument("paths", nargs=-1, required=True)
 @reports_errors
 def ingest(db_url: str | None, log_dir: Path, create_missing: bool | None,
            schema_dir: Path | None, batch_size: int, no_live_stream: bool,
-           schema_evolution: str, paths: tuple[str, ...]) -> None:
+           schema_evolution: str, workers: int | None, paths: tuple[str, ...]) -> None:
     """Load events from files (.json, .jsonl, .ndjson) or - (stdin) into the database.
+
+    Large JSON lines files are split among several processes; the ledger keeps every
+    message to one row set however the work is divided.
 
     Example: ledbelly simulate -n 1000 | ledbelly ingest -
     """
-    from ledbelly.pipeline import Pipeline, PipelineSettings
-    from ledbelly.pipeline import ingest as run_ingest
-    from ledbelly.sources.files import read_path
-    from ledbelly.tuning import tune_gc
+    from ledbelly.parallel import choose_workers, ingest_paths
+    from ledbelly.pipeline import PipelineSettings
 
     for p in paths:
         if p != "-" and not Path(p).is_file():
@@ -103,18 +107,17 @@ def ingest(db_url: str | None, log_dir: Path, create_missing: bool | None,
                                 create_missing=create_missing, batch_size=batch_size,
                                 live_stream=not no_live_stream,
                                 schema_evolution=schema_evolution)
-    pipeline = Pipeline(settings)
-    try:
-        missing = pipeline.prepare()
-        if missing:
-            click.echo(f"note: {len(missing)} event tables are missing in {safe_url(url)}; "
-                       "their events are stored in ledbelly_unknown_events "
-                       "(create them with --create-missing)", err=True)
-        tune_gc()
-        messages: Iterator[Message] = itertools.chain.from_iterable(read_path(p) for p in paths)
-        stats = _ingest_with_progress(pipeline, messages, paths, run_ingest)
-    finally:
-        pipeline.close()
+    choice = choose_workers(settings, paths, workers)
+    if choice.note:
+        click.echo(f"note: {choice.note}", err=True)
+
+    def missing_note(missing: list[str]) -> None:
+        click.echo(f"note: {len(missing)} event tables are missing in {safe_url(url)}; "
+                   "their events are stored in ledbelly_unknown_events "
+                   "(create them with --create-missing)", err=True)
+
+    with _progress_line() as progress:
+        stats = ingest_paths(settings, paths, choice.count, progress, missing_note)
     click.echo(
         f"messages {stats.messages}: rows canvas {stats.rows['canvas']}, "
         f"caliper {stats.rows['caliper']}; unknown {stats.unknown}; "
@@ -125,11 +128,12 @@ def ingest(db_url: str | None, log_dir: Path, create_missing: bool | None,
                    f"replay with: ledbelly ingest {log_dir}/sql-recovery.jsonl", err=True)
 
 
-def _ingest_with_progress(pipeline: Any, messages: Iterator[Message], paths: tuple[str, ...],
-                          run: Callable[..., Any]) -> Any:
+@contextmanager
+def _progress_line() -> Iterator[Callable[[int], None] | None]:
     """On a terminal, a live count of messages committed; otherwise nothing."""
     if not sys.stderr.isatty():
-        return run(pipeline, messages)
+        yield None
+        return
     import time
 
     started = time.monotonic()
@@ -142,7 +146,7 @@ def _ingest_with_progress(pipeline: Any, messages: Iterator[Message], paths: tup
         click.echo(f"\ringested {done} messages ({rate:,.0f}/s)\x1b[K", err=True, nl=False)
 
     try:
-        return run(pipeline, messages, progress=progress)
+        yield progress
     finally:
         click.echo("", err=True)
 

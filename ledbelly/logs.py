@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,17 +53,47 @@ def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class EventLogs:
-    """The files an operator tails: truncations, undefined fields, errors, recovery."""
+class ForwardedLogFile:
+    """A log file written by another process: lines go to ``send`` as (file name, line).
 
-    def __init__(self, directory: Path, max_bytes: int = 20 * 1024 * 1024, backups: int = 5):
+    Size rotation is only safe from one process, so worker processes hand their lines to
+    the process that owns the files (``EventLogs.write_forwarded``).
+    """
+
+    def __init__(self, name: str, send: Callable[[tuple[str, str]], None]) -> None:
+        self.name = name
+        self._send = send
+
+    def write(self, text: str) -> None:
+        self._send((self.name, text))
+
+    def close(self) -> None:
+        pass
+
+
+class EventLogs:
+    """The files an operator tails: truncations, undefined fields, errors, recovery.
+
+    With ``forward`` the lines are not written here but passed to that callable, for the
+    process that owns the files to write (see ``ForwardedLogFile``).
+    """
+
+    def __init__(self, directory: Path, max_bytes: int = 20 * 1024 * 1024, backups: int = 5,
+                 forward: Callable[[tuple[str, str]], None] | None = None):
         self.directory = directory
-        self._files = {
-            name: LogFile(directory / name, max_bytes, backups) for name in ALL_FILES
+        self._files: dict[str, LogFile | ForwardedLogFile] = {
+            name: (ForwardedLogFile(name, forward) if forward is not None
+                   else LogFile(directory / name, max_bytes, backups))
+            for name in ALL_FILES
         }
 
-    def file(self, name: str) -> LogFile:
+    def file(self, name: str) -> LogFile | ForwardedLogFile:
         return self._files[name]
+
+    def write_forwarded(self, line: tuple[str, str]) -> None:
+        """Write a line a ``ForwardedLogFile`` in another process sent."""
+        name, text = line
+        self._files[name].write(text)
 
     def truncation(self, table: str, column: str, supplied: int, expecting: int) -> None:
         self._files[TRUNCATIONS].write(

@@ -58,6 +58,17 @@ class Stats:
     truncations: int = 0
     undefined: int = 0
 
+    def merge(self, other: Stats) -> None:
+        """Add another worker's counts to these."""
+        self.messages += other.messages
+        self.rows.update(other.rows)
+        self.tables.update(other.tables)
+        self.unknown += other.unknown
+        self.dead_letters += other.dead_letters
+        self.duplicates += other.duplicates
+        self.truncations += other.truncations
+        self.undefined += other.undefined
+
     def add(self, report: WriteReport) -> None:
         for o in report.committed:
             self.messages += 1
@@ -78,12 +89,13 @@ class Stats:
 class Pipeline:
     """A processor and a sink over one engine, with the log files they share."""
 
-    def __init__(self, settings: PipelineSettings, engine: Engine | None = None) -> None:
+    def __init__(self, settings: PipelineSettings, engine: Engine | None = None,
+                 logs: EventLogs | None = None, catalog: Catalog | None = None) -> None:
         self.settings = settings
         overlay = settings.overlay_dir or Path("schemas.local")
-        self.catalog = Catalog.load(settings.schema_dir, overlay)
+        self.catalog = catalog or Catalog.load(settings.schema_dir, overlay)
         self.engine = engine or open_engine(settings.url, settings.pool_size)
-        self.logs = EventLogs(settings.log_dir)
+        self.logs = logs or EventLogs(settings.log_dir)
         self.sink = Sink(self.engine, self.catalog, self.logs, settings.create_missing)
         self.evolver = self._evolver(overlay) if settings.schema_evolution != "off" else None
         self.processor = Processor(

@@ -119,3 +119,12 @@ def test_every_command_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     for name in main.commands:
         assert f"ledbelly {name}" in readme, f"README does not show 'ledbelly {name}'"
+
+
+def test_ingest_says_why_it_uses_one_process(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    result = _invoke("ingest", "--db", db, "--log-dir", str(tmp_path / "log"), "--schemas",
+                     str(SCHEMAS), "--workers", "2", str(_events_file(tmp_path)))
+    assert result.exit_code == 0, result.output
+    assert "note: --workers 2 ignored: SQLite takes one writer at a time" in result.stderr
+    assert "rows canvas 3" in result.stdout

@@ -8,9 +8,9 @@ becomes a message, so it ends as a dead letter rather than vanishing.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
@@ -20,6 +20,9 @@ from ledbelly.message import Message, message_id_for
 from ledbelly.parsers import decode
 
 LINE_SUFFIXES = (".jsonl", ".ndjson")
+# Reading releases the interpreter lock, and getting it back can take a thread switch
+# interval (5 ms) while the writer thread works: read in large pieces, so seldom.
+READ_BUFFER = 1 << 20
 
 
 def message_from_document(doc: Any, text: str | None = None) -> Message:
@@ -59,8 +62,8 @@ def _undecodable(text: str) -> Message:
     return Message(message_id_for(None, text), text, {})
 
 
-def read_lines(stream: IO[str]) -> Iterator[Message]:
-    for line in stream:
+def read_lines(lines: Iterable[str]) -> Iterator[Message]:
+    for line in lines:
         text = line.strip()
         if not text:
             continue
@@ -97,7 +100,34 @@ def read_path(path: str) -> Iterator[Message]:
         return
     p = Path(path)
     if p.suffix.lower() in LINE_SUFFIXES:
-        with p.open(encoding="utf-8", errors="surrogateescape") as fh:
+        with p.open(encoding="utf-8", errors="surrogateescape", buffering=READ_BUFFER) as fh:
             yield from read_lines(fh)
     else:
         yield from read_document(p.read_text(encoding="utf-8", errors="surrogateescape"))
+
+
+def is_line_file(path: str) -> bool:
+    """A JSON lines file, which ``ingest`` can split among processes by byte ranges."""
+    return path != "-" and Path(path).suffix.lower() in LINE_SUFFIXES
+
+
+def read_range(path: str, start: int, end: int) -> Iterator[Message]:
+    """Messages from the lines of a JSON lines file that begin at a byte in [start, end).
+
+    Ranges that meet end to end cover every line exactly once, wherever they cut: a line
+    cut by ``start`` belongs to the range before, which reads past its own end to finish it.
+    """
+    with open(path, "rb", buffering=READ_BUFFER) as fh:
+        if start > 0:
+            fh.seek(start - 1)
+            fh.readline()  # the rest of a line begun before start, or just its newline
+        yield from read_lines(_lines_until(fh, end))
+
+
+def _lines_until(fh: Any, end: int) -> Iterator[str]:
+    at = fh.tell()  # counted from here on: tell() per line would cost a system call each
+    for raw in fh:
+        if at >= end:
+            return
+        at += len(raw)
+        yield raw.decode("utf-8", "surrogateescape")
