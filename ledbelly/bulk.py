@@ -12,9 +12,10 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Connection, DateTime, Table, insert
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -37,44 +38,90 @@ def copy_field(value: Any) -> str:
     return str(value)
 
 
-def copy_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
+def copy_text(rows: list[dict[str, Any]], columns: list[str],
+              times: frozenset[str] = frozenset()) -> str:
     """Rows as COPY text, one line each, columns in the given order.
 
-    NULLs and plain strings, most of a row, are written inline without a call.
+    ``times`` names the columns that hold datetimes, written with ``isoformat``.
     """
-    f = copy_field
-    null = "\\N"
-    return "".join([
-        "\t".join([
-            null if (v := row[c]) is None else
-            v if (v.__class__ is str and "\\" not in v and "\t" not in v and "\n" not in v
-                  and "\r" not in v) else f(v)
-            for c in columns]) + "\n"
-        for row in rows])
+    render = _renderer(tuple(columns), times)
+    return "".join([render(row) for row in rows])
 
 
-_COPY_SQL: dict[tuple[int, tuple[str, ...]], str] = {}
+def copy_line_slow(values: tuple[Any, ...]) -> str:
+    """One line with every value escaped on its own: for lines whose values need it."""
+    return "\t".join([copy_field(v) for v in values]) + "\n"
 
 
-def _copy_sql(conn: Connection, table: Table, columns: tuple[str, ...]) -> str:
+Renderer = Callable[[dict[str, Any]], str]
+_RENDERERS: dict[tuple[tuple[str, ...], frozenset[str]], Renderer] = {}
+
+
+def _renderer(columns: tuple[str, ...], times: frozenset[str]) -> Renderer:
+    """A row's COPY line as one f-string, generated once per column list.
+
+    ``str()`` of an int, a float or a bool is valid COPY input for its column type, and
+    times are written with ``isoformat()``. Instead of searching every string for what
+    COPY must escape, the finished line is checked once: one tab per separator, one
+    backslash per NULL (``\\N``), one newline and no carriage return means nothing
+    needed escaping. Any other line is rebuilt value by value (``copy_line_slow``).
+    """
+    key = (columns, times)
+    render = _RENDERERS.get(key)
+    if render is None:
+        if len(_RENDERERS) > 4096:
+            _RENDERERS.clear()
+        names = [f"v{i}" for i in range(len(columns))]
+        fields = "\\t".join(
+            f"{{N if {n} is None else {n}.isoformat()}}" if c in times else
+            f"{{N if {n} is None else {n}}}" for n, c in zip(names, columns, strict=True))
+        src = "\n".join([
+            "def render(row):",
+            "    values = get(row)" if len(names) > 1 else "    values = (get(row),)",
+            f"    {', '.join(names)}, = values",
+            f"    line = f'{fields}\\n'",
+            f"    if line.count(TAB) != {len(columns) - 1} or CR in line \\",
+            "            or line.count(BS) != values.count(None) or line.count(LF) != 1:",
+            "        return slow(values)",
+            "    return line",
+        ])
+        env: dict[str, Any] = {"get": itemgetter(*columns), "N": "\\N", "TAB": "\t",
+                               "BS": "\\", "CR": "\r", "LF": "\n", "slow": copy_line_slow}
+        exec(src, env)  # built from positional names only, never from data
+        render = _RENDERERS[key] = env["render"]
+    return render
+
+
+def time_columns(table: Table, columns: tuple[str, ...]) -> frozenset[str]:
+    """Which of ``columns`` (keys) the table declares as datetimes."""
+    return frozenset(c for c in columns if c in table.c and
+                     isinstance(table.c[c].type, DateTime))
+
+
+_COPY_SQL: dict[tuple[int, tuple[str, ...]], tuple[str, frozenset[str]]] = {}
+
+
+def _copy_sql(conn: Connection, table: Table, columns: tuple[str, ...]
+              ) -> tuple[str, frozenset[str]]:
     key = (id(table), columns)
-    sql = _COPY_SQL.get(key)
-    if sql is None:
+    found = _COPY_SQL.get(key)
+    if found is None:
         prep = conn.dialect.identifier_preparer
         names = ", ".join(prep.quote(table.c[c].name if c in table.c else c) for c in columns)
-        sql = _COPY_SQL[key] = f"COPY {prep.format_table(table)} ({names}) FROM STDIN"
-    return sql
+        found = _COPY_SQL[key] = (f"COPY {prep.format_table(table)} ({names}) FROM STDIN",
+                                  time_columns(table, columns))
+    return found
 
 
 def copy_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """``COPY table (columns) FROM STDIN`` through the connection's own transaction."""
     columns = tuple(rows[0])
-    sql = _copy_sql(conn, table, columns)
+    sql, times = _copy_sql(conn, table, columns)
     raw = conn.connection.dbapi_connection
     assert raw is not None
     cur: Any = raw.cursor()
     try:
-        cur.copy_expert(sql, io.StringIO(copy_text(rows, list(columns))))
+        cur.copy_expert(sql, io.StringIO(copy_text(rows, list(columns), times)))
     finally:
         cur.close()
 

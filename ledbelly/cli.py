@@ -72,7 +72,7 @@ def main() -> None:
 @log_dir_option
 @create_option
 @schemas_option
-@click.option("--batch-size", default=500, show_default=True, help="Messages per transaction.")
+@click.option("--batch-size", default=2000, show_default=True, help="Messages per transaction.")
 @click.option("--no-live-stream", is_flag=True, help="Do not fill the live_stream table.")
 @click.option("--schema-evolution", type=click.Choice(["off", "add_columns",
                                                        "add_columns_and_tables"]),

@@ -40,7 +40,7 @@ class PipelineSettings:
     create_missing: bool | None = None
     live_stream: bool = True
     time_zone: str | None = None
-    batch_size: int = 500
+    batch_size: int = 2000  # messages per ingest transaction: fewer, larger COPYs
     pool_size: int = 5
     schema_evolution: str = "off"
 

@@ -160,16 +160,14 @@ class Sink:
             return
         try:
             with self.engine.connect() as conn:
-                found = inspect(conn).get_multi_columns(
-                    filter_names=[self._db_name(t) for t in present])
+                by_name = _column_names(conn, [self._db_name(t) for t in present])
         except (sa_exc.SQLAlchemyError, NotImplementedError):
             return  # reflected one table at a time instead, when first used
-        by_name = {name: cols for (_, name), cols in found.items()}
         with self._lock:
             for t in present:
                 cols = by_name.get(self._db_name(t))
-                if cols is not None and t.name not in self._live:
-                    self._live[t.name] = self._schema_names(t, {c["name"] for c in cols})
+                if cols and t.name not in self._live:
+                    self._live[t.name] = self._schema_names(t, cols)
 
     def _schema_names(self, table: TableDef, live: set[str]) -> frozenset[str]:
         """The schema's names of the columns the database has (Oracle's shortened ones
@@ -408,6 +406,30 @@ class Sink:
             except (sa_exc.SQLAlchemyError, NotImplementedError, TypeError, ValueError):
                 parts.append(f"-- {name}: {row!r}")
         return "\n".join(parts)
+
+
+# Column names only, from the catalog views: SQLAlchemy's reflection also reads types,
+# defaults and comments, which took 0.16 s for ledbelly's 138 tables on PostgreSQL.
+_COLUMN_NAMES_SQL = {
+    "postgresql": "SELECT table_name, column_name FROM information_schema.columns "
+                  "WHERE table_schema = current_schema()",
+    "mysql": "SELECT table_name, column_name FROM information_schema.columns "
+             "WHERE table_schema = DATABASE()",
+}
+
+
+def _column_names(conn: Connection, tables: list[str]) -> dict[str, set[str]]:
+    """The columns of ``tables`` as the database has them, in one query where possible."""
+    wanted = set(tables)
+    found: dict[str, set[str]] = {}
+    sql = _COLUMN_NAMES_SQL.get(conn.dialect.name)
+    if sql is not None:
+        for table, column in conn.exec_driver_sql(sql):
+            if table in wanted:
+                found.setdefault(table, set()).add(column)
+        return found
+    multi = inspect(conn).get_multi_columns(filter_names=tables)
+    return {name: {c["name"] for c in cols} for (_, name), cols in multi.items()}
 
 
 def sqs_form(msg: Message) -> dict[str, Any]:
