@@ -102,6 +102,13 @@ def to_datetime(value: Any) -> datetime:
 @lru_cache(maxsize=16384)
 def _parse_time(value: str) -> datetime:
     """Cached: one event's time is read for its table, for live_stream and for routing."""
+    if value[-1:] == "Z":  # Canvas's own form: already UTC, no conversion to do
+        try:
+            dt = datetime.fromisoformat(value[:-1])
+            if dt.tzinfo is None:
+                return dt
+        except ValueError:
+            pass  # the general path below says what is wrong with it
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:

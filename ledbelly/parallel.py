@@ -237,7 +237,8 @@ def _worker(settings: PipelineSettings, shares: list[Share], outbox: Any,
         pipeline = Pipeline(settings, logs=logs, catalog=start.catalog)
         pipeline.sink.adopt_columns(start.known_columns)
         messages = itertools.chain.from_iterable(s.messages() for s in shares)
-        stats = ingest(pipeline, messages, progress=lambda n: send("progress", n))
+        stats = ingest(pipeline, messages, progress=lambda n: send("progress", n),
+                       overlap=False)  # the other workers use the CPU while this one waits
         send("done", stats)
     except BaseException as exc:  # reported to the parent, which raises it
         send("failed", _portable(exc))

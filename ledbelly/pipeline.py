@@ -154,15 +154,20 @@ def write_with_retry(sink: Sink, outcomes: list[Outcome], attempts: int,
 
 
 def ingest(pipeline: Pipeline, messages: Iterable[Message], stats: Stats | None = None,
-           progress: Callable[[int], None] | None = None, retries: int = 4) -> Stats:
+           progress: Callable[[int], None] | None = None, retries: int = 4,
+           overlap: bool = True) -> Stats:
     """Process and commit ``messages`` in batches; every message ends accounted for.
 
-    Parsing runs in this thread while the previous batch is written in another, so the
-    database's time and Python's overlap (the driver releases the GIL while it waits).
+    With ``overlap`` parsing runs in this thread while the previous batch is written in
+    another, so the database's time and Python's overlap (the driver releases the GIL
+    while it waits). Without it each batch is written before the next is parsed: right
+    when other processes keep the CPUs busy meanwhile, as ingest's workers do, since two
+    threads that share one interpreter lock cost more CPU than one.
     """
     stats = stats or Stats()
     size = pipeline.settings.batch_size
-    with _BatchWriter(pipeline.sink, stats, progress, retries) as writer:
+    writer_type = _BatchWriter if overlap else _InlineWriter
+    with writer_type(pipeline.sink, stats, progress, retries) as writer:
         batch: list[Outcome] = []
         for msg in messages:
             batch.append(pipeline.processor.process(msg))
@@ -174,6 +179,25 @@ def ingest(pipeline: Pipeline, messages: Iterable[Message], stats: Stats | None 
     if pipeline.processor.created_tables:
         pipeline.replay_created()
     return stats
+
+
+class _InlineWriter:
+    """Commits each batch in the caller's thread, as soon as it is put."""
+
+    def __init__(self, sink: Sink, stats: Stats, progress: Callable[[int], None] | None,
+                 retries: int) -> None:
+        self._sink, self._stats, self._progress, self._retries = sink, stats, progress, retries
+
+    def __enter__(self) -> _InlineWriter:
+        return self
+
+    def put(self, batch: list[Outcome]) -> None:
+        self._stats.add(write_with_retry(self._sink, batch, self._retries))
+        if self._progress:
+            self._progress(len(batch))
+
+    def __exit__(self, *exc: object) -> None:
+        pass
 
 
 class _BatchWriter:

@@ -189,9 +189,8 @@ class Sink:
             with self.engine.begin() as conn:
                 existing = set(inspect(conn).get_table_names())
                 for t in self.catalog:
-                    sa_table = self.sa_table(t)
-                    if sa_table.name not in existing:
-                        sa_table.create(conn)
+                    if self._db_name(t) not in existing:
+                        self.sa_table(t).create(conn)
                         created += 1
         except sa_exc.SQLAlchemyError as exc:
             raise classify_db_error(exc) from exc

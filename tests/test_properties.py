@@ -187,11 +187,17 @@ def test_text_of_any_json_value_is_storable(v: Any) -> None:
 def test_local_time_matches_zoneinfo(dt: datetime, zone_name: str) -> None:
     from zoneinfo import ZoneInfo
 
-    from ledbelly.processor import _to_local
+    from ledbelly.processor import LocalTimes
 
     zone = ZoneInfo(zone_name)
     expected = dt.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
-    assert _to_local(dt, zone) == expected
+    local_times = LocalTimes(zone)
+    assert local_times.of(dt) == expected
+    assert local_times.of(dt) == expected  # from the cache
+    same_half_hour = dt.replace(minute=dt.minute // 30 * 30 + 29 - dt.minute % 30,
+                                microsecond=999_999 - dt.microsecond)
+    assert local_times.of(same_half_hour) == \
+        same_half_hour.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
 
 
 # ----- row building: the compiled builder and the general loop make the same row -------
