@@ -138,6 +138,8 @@ class Daemon:
         self._release_everything()
         pollers_done = self._wait_pollers()
         self._release_everything()
+        for b in self.bindings:
+            b.source.close()
         if self.status:
             self.status.close()
         log.info("stopped: %d messages, %d dead letters, %d duplicates skipped",

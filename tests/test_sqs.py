@@ -280,3 +280,27 @@ def test_postgresql_outage_mid_run(tmp_path: Path, sqs_endpoint: str,
     log = (tmp_path / "daemon.log").read_text()
     assert log.count("database unavailable") == 1, log[-3000:]
     assert "database is back" in log
+
+
+def test_ack_deletes_every_message_of_a_large_batch(sqs_queue: tuple[Any, str]) -> None:
+    """A writer acknowledges a whole batch at once: its calls of ten run side by side."""
+    from ledbelly.config import QueueSettings
+    from ledbelly.sources.sqs import SqsSource
+
+    client, url = sqs_queue
+    for i in range(0, 45, 10):
+        client.send_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(n), "MessageBody": json.dumps({"n": n})} for n in range(i, min(i + 10, 45))])
+    source = SqsSource(client, QueueSettings(url, 1, 1, 60))
+    try:
+        received: list[Any] = []
+        while len(received) < 45:
+            got = source.receive(10, 1)
+            assert got, "moto stopped handing out messages"
+            received.extend(got)
+        assert source.ack(received) == []
+        source.release(received)  # anything not deleted would come straight back
+        assert queue_depth(client, url) == 0
+        assert source.receive(10, 0) == []
+    finally:
+        source.close()
