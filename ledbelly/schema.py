@@ -243,9 +243,12 @@ class Catalog:
         return len(self.tables)
 
 
-def _load_dir(directory: Path) -> Iterator[TableDef]:
-    for path in sorted(directory.rglob("*.yml")):
-        yield load_table_file(path)
+def _load_dir(directory: Path) -> list[TableDef]:
+    from ledbelly import schema_cache
+
+    paths = sorted(directory.resolve().rglob("*.yml"))
+    return schema_cache.cached(  # type: ignore[no-any-return]
+        paths, lambda: [load_table_file(p) for p in paths], code=[Path(__file__)])
 
 
 def column_spec_yaml(column: ColumnDef) -> str:

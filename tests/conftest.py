@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from ledbelly.message import Message
 from ledbelly.pipeline import Pipeline, PipelineSettings
 
 ROOT = Path(__file__).resolve().parent.parent
+# The parsed-schemas cache of this run, not the user's (~/.cache/ledbelly).
+os.environ.setdefault("LEDBELLY_CACHE_DIR", tempfile.mkdtemp(prefix="ledbelly-test-cache-"))
 SCHEMAS = ROOT / "schemas"
 SHARED = ROOT.parent / "shared"
 DOCS = SHARED / "fixtures" / "canvas-docs"
