@@ -16,6 +16,8 @@ import multiprocessing
 import os
 import pickle
 import queue
+import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -156,11 +158,13 @@ def _run_workers(settings: PipelineSettings, plan: list[list[Share]],
                for i, shares in enumerate(plan)]
     for w in workers:
         w.start()
+    previous = _stop_on_sigterm()
     logs = EventLogs(settings.log_dir)
     undefined = _UndefinedOnce()
     total = Stats()
     errors: list[BaseException] = []
     finished = 0
+    completed = False
     try:
         while finished < len(workers):
             try:
@@ -184,12 +188,15 @@ def _run_workers(settings: PipelineSettings, plan: list[list[Share]],
                     total.merge(value)
                 else:
                     errors.append(value)
-    finally:
+        completed = True
+    finally:  # on an error or an interrupt (Ctrl-C) here, no worker is left running
         for w in workers:
-            if errors and w.is_alive():
+            if (errors or not completed) and w.is_alive():
                 w.terminate()  # its open transaction rolls back; a re-run picks up the rest
             w.join()
         logs.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if errors:
         raise errors[0]
     total.undefined -= undefined.repeats
@@ -217,6 +224,22 @@ class _UndefinedOnce:
             return False
         self._seen.add(key)
         return True
+
+
+class IngestStopped(LedbellyError):
+    """SIGTERM arrived while workers were ingesting; they were stopped, nothing is partial."""
+
+
+def _stop_on_sigterm() -> Any:
+    """Make SIGTERM raise here, so the workers are stopped with this process."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum: int, frame: Any) -> None:
+        raise IngestStopped("stopped by SIGTERM; run the same command again to finish: "
+                            "what committed is skipped")
+
+    return signal.signal(signal.SIGTERM, stop)
 
 
 def _context() -> Any:

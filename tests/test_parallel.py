@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -155,3 +159,64 @@ def test_a_worker_that_dies_is_reported(server_db_url: str, tmp_path: Path,
     monkeypatch.setattr(parallel, "ingest", lambda *a, **k: os._exit(9))
     with pytest.raises(LedbellyError, match=r"died \(exit code 9\)"):
         ingest_paths(_settings(server_db_url, tmp_path), [str(path)], 2)
+
+
+def _scalar(url: str, sql: str) -> int:
+    engine = engine_for(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(sql)).scalar_one())
+    except Exception:  # the table may not exist yet
+        return -1
+    finally:
+        engine.dispose()
+
+
+def _worker_processes(marker: str) -> list[int]:
+    """Processes still running whose command line names ``marker``."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker.encode() in cmdline:
+                found.append(int(pid))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_a_stop_ends_every_worker_and_a_rerun_finishes_the_job(server_db_url: str,
+                                                               tmp_path: Path, stop: str) -> None:
+    """Ctrl-C reaches the whole process group; systemd's or kill's SIGTERM only ingest."""
+    path, lines = _workload(tmp_path, 6000)
+    cmd = [sys.executable, "-m", "ledbelly.cli", "ingest", "--db", server_db_url,
+           "--create-missing", "--schemas", str(SCHEMAS), "--log-dir", str(tmp_path / "log"),
+           "--workers", "2", "--batch-size", "200", str(path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)  # its own process group, like a terminal's
+    until = time.monotonic() + 120
+    while _scalar(server_db_url, "SELECT COUNT(*) FROM ledbelly_messages") < 400:
+        assert proc.poll() is None and time.monotonic() < until, "ingest never got going"
+        time.sleep(0.05)
+    if stop == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    committed = _scalar(server_db_url, "SELECT COUNT(*) FROM ledbelly_messages")
+    assert committed < lines - 3, "the test must interrupt ingest mid-run"
+    time.sleep(0.5)
+    assert _worker_processes(str(path)) == [], "a worker outlived the interrupt"
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    summary = again.stdout.splitlines()[-1]
+    assert summary.startswith(f"messages {lines}:")
+    assert f"duplicates skipped {committed + 3}" in summary
+    assert _scalar(server_db_url, "SELECT COUNT(*) FROM ledbelly_messages") == lines - 3
+    assert _scalar(server_db_url, "SELECT COUNT(*) FROM live_stream") == sum(
+        1 for m in generate_messages(6000, seed=11, fmt="mixed") if '"metadata"' in m["Body"])
