@@ -30,7 +30,7 @@ from ledbelly.schema import Catalog
 from ledbelly.sources.files import is_line_file, read_path, read_range
 from ledbelly.tuning import tune_gc
 
-# Below this many bytes of JSON lines (about 700 events) a second process costs more
+# Below this many bytes of JSON lines (about 500 events) a second process costs more
 # than it saves.
 MIN_SHARE_BYTES = 1 << 20
 MAX_AUTO_WORKERS = 8
