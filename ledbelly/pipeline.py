@@ -192,6 +192,9 @@ class _InlineWriter:
         return self
 
     def put(self, batch: list[Outcome]) -> None:
+        self._commit(batch)
+
+    def _commit(self, batch: list[Outcome]) -> None:
         self._stats.add(write_with_retry(self._sink, batch, self._retries))
         if self._progress:
             self._progress(len(batch))
@@ -200,13 +203,13 @@ class _InlineWriter:
         pass
 
 
-class _BatchWriter:
+class _BatchWriter(_InlineWriter):
     """One background thread committing batches in order; its errors surface in ``put``."""
 
     def __init__(self, sink: Sink, stats: Stats, progress: Callable[[int], None] | None,
                  retries: int) -> None:
+        super().__init__(sink, stats, progress, retries)
         self._queue: queue.Queue[list[Outcome] | None] = queue.Queue(maxsize=2)
-        self._sink, self._stats, self._progress, self._retries = sink, stats, progress, retries
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="ledbelly-ingest-writer",
                                         daemon=True)
@@ -229,9 +232,7 @@ class _BatchWriter:
             if self._error is not None:
                 continue
             try:
-                self._stats.add(write_with_retry(self._sink, batch, self._retries))
-                if self._progress:
-                    self._progress(len(batch))
+                self._commit(batch)
             except BaseException as exc:  # handed to the caller's thread
                 self._error = exc
 
