@@ -124,11 +124,7 @@ class RowPlan:
 
     def undefined(self, flat: dict[str, Any]) -> list[str]:
         """Payload keys this table has no column for (never dropped silently: logged)."""
-        extra = flat.keys() - self.consumed
-        if not extra:
-            return []
-        return sorted(k for k in extra if k not in self.keep and
-                      not k.startswith(self.keep_prefixes))
+        return self._without_kept(flat.keys() - self.consumed)
 
     def new_undefined(self, flat: dict[str, Any]) -> list[str]:
         """``undefined`` keys not yet reported through this method: the per-event check.
@@ -140,6 +136,10 @@ class RowPlan:
             return []
         extra = flat.keys() - self._accounted
         self._accounted.update(extra)  # a race here at worst reports a key twice
+        return self._without_kept(extra)
+
+    def _without_kept(self, extra: set[str]) -> list[str]:
+        """``extra`` less the keys inside a ``json: true`` column's whole object."""
         return sorted(k for k in extra if k not in self.keep and
                       not k.startswith(self.keep_prefixes))
 
