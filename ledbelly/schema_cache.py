@@ -41,9 +41,7 @@ def cached(paths: Sequence[Path], parse: Callable[[], Any], code: Sequence[Path]
     try:
         with entry.open("rb") as fh:
             return pickle.load(fh)
-    except FileNotFoundError:
-        pass
-    except Exception:  # an entry from a crash or another Python: parse instead
+    except Exception:  # no entry yet, or one from a crash or another Python: parse
         pass
     value = parse()
     _write(entry, value)
