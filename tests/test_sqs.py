@@ -70,6 +70,18 @@ def _in_process(pipeline: Any, client: Any, url: str, **options: Any) -> Daemon:
                                 shutdown_timeout=10))
 
 
+def _consume(pipeline: Any, client: Any, url: str, count: int, what: str) -> Daemon:
+    """An in-process daemon run until it has accounted for ``count`` messages, then stopped."""
+    daemon = _in_process(pipeline, client, url)
+    daemon.start()
+    try:
+        _wait_for(lambda: daemon.stats.messages >= count, 90, what)
+    finally:
+        daemon.stop()
+        daemon.wait()
+    return daemon
+
+
 def test_every_documented_example_through_sqs(db_url: str, make_pipeline: Any,
                                               sqs_queue: tuple[Any, str]) -> None:
     require_docs()
@@ -80,13 +92,7 @@ def test_every_documented_example_through_sqs(db_url: str, make_pipeline: Any,
                              else p["data"][0].get("eventTime")) or "-")
                 for f, n, i, p in examples]
     send_all(client, url, messages)
-    daemon = _in_process(make_pipeline(db_url), client, url)
-    daemon.start()
-    try:
-        _wait_for(lambda: daemon.stats.messages >= len(messages), 90, "all examples")
-    finally:
-        daemon.stop()
-        daemon.wait()
+    daemon = _consume(make_pipeline(db_url), client, url, len(messages), "all examples")
     assert daemon.stats.rows["canvas"] + daemon.stats.rows["caliper"] == len(messages)
     assert daemon.stats.dead_letters == 0 and daemon.stats.unknown == 0
     assert queue_depth(client, url) == 0
@@ -106,13 +112,7 @@ def test_malformed_burst_mixed_into_good_traffic(db_url: str, make_pipeline: Any
     ] * 5)]
     mixed = [m for pair in zip(good[:30], bad, strict=True) for m in pair] + good[30:]
     send_all(client, url, mixed)
-    daemon = _in_process(make_pipeline(db_url), client, url)
-    daemon.start()
-    try:
-        _wait_for(lambda: daemon.stats.messages >= len(mixed), 90, "the queue to drain")
-    finally:
-        daemon.stop()
-        daemon.wait()
+    daemon = _consume(make_pipeline(db_url), client, url, len(mixed), "the queue to drain")
     assert daemon.stats.dead_letters == len(bad)
     assert daemon.stats.rows["canvas"] + daemon.stats.rows["caliper"] == len(good)
     assert queue_depth(client, url) == 0
