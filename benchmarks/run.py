@@ -345,6 +345,13 @@ def ceiling_postgresql(grouped: Grouped) -> float:
         conn.close()
 
 
+def _insert_sql(table: str, columns: list[str], quote: str, mark: str) -> str:
+    """One row's INSERT, names quoted with ``quote`` and ``mark`` as the driver's placeholder."""
+    names = ", ".join(f"{quote}{c}{quote}" for c in columns)
+    return (f"INSERT INTO {quote}{table}{quote} ({names}) "
+            f"VALUES ({', '.join([mark] * len(columns))})")
+
+
 def ceiling_mariadb(grouped: Grouped) -> float:
     conn = mariadb_admin(BENCH_DB)
     try:
@@ -355,8 +362,7 @@ def ceiling_mariadb(grouped: Grouped) -> float:
         start = time.perf_counter()
         for table, rows in grouped.items():
             cols = _columns(rows)
-            sql = (f"INSERT INTO `{table}` ({', '.join(f'`{c}`' for c in cols)}) "
-                   f"VALUES ({', '.join(['%s'] * len(cols))})")
+            sql = _insert_sql(table, cols, quote="`", mark="%s")
             params = [tuple(r[c] for c in cols) for r in rows]
             for i in range(0, len(params), MARIADB_CHUNK):
                 cur.executemany(sql, params[i:i + MARIADB_CHUNK])
@@ -380,8 +386,7 @@ def ceiling_sqlite(grouped: Grouped, path: str) -> float:
         start = time.perf_counter()
         for table, rows in grouped.items():
             cols = _columns(rows)
-            sql = (f'INSERT INTO "{table}" ({", ".join(chr(34) + c + chr(34) for c in cols)}) '
-                   f"VALUES ({', '.join(['?'] * len(cols))})")
+            sql = _insert_sql(table, cols, quote='"', mark="?")
             conn.executemany(sql, [tuple(r[c] for c in cols) for r in rows])
         conn.commit()
         return time.perf_counter() - start
