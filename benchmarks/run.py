@@ -31,20 +31,20 @@ from typing import Any
 import orjson
 import sqlalchemy
 
-from ledbelly.bulk import copy_text
 from ledbelly.config import AwsSettings, QueueSettings
-from ledbelly.db import normalize_url
-from ledbelly.logs import EventLogs
+from ledbelly.daemon.worker import Binding, Daemon, WorkerOptions
+from ledbelly.db.bulk import copy_text
+from ledbelly.db.engine import normalize_url
+from ledbelly.ingest.parallel import choose_workers, ingest_paths
 from ledbelly.message import Message, message_id_for
-from ledbelly.parallel import choose_workers, ingest_paths
+from ledbelly.ops.logs import EventLogs
+from ledbelly.ops.tuning import tune_gc
 from ledbelly.pipeline import Pipeline, PipelineSettings
-from ledbelly.processor import Processor
-from ledbelly.schema import Catalog, TableDef
+from ledbelly.schema.model import Catalog, TableDef
 from ledbelly.simulate import generate_messages
 from ledbelly.sources.files import read_path
 from ledbelly.sources.memory import MemorySource
-from ledbelly.tuning import tune_gc
-from ledbelly.worker import Binding, Daemon, WorkerOptions
+from ledbelly.transform.processor import Processor
 
 SECTIONS = ("parse", "sqlite", "postgresql", "mariadb", "moto", "rss")
 BENCH_DB = "ledbelly_bench"

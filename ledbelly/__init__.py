@@ -11,7 +11,7 @@ from ledbelly.errors import (
     TransientError,
 )
 from ledbelly.message import Message
-from ledbelly.schema import Catalog, ColumnDef, TableDef
+from ledbelly.schema.model import Catalog, ColumnDef, TableDef
 
 __version__ = "0.1.0"
 

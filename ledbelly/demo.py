@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import text
 
 from ledbelly.config import AwsSettings, DaemonSettings, QueueSettings, WorkerOptions
-from ledbelly.db import normalize_url
+from ledbelly.db.engine import normalize_url
 from ledbelly.errors import ConfigError
 
 FEED_DEPTH = 150  # moto slows down as its queue fills; keep it shallow
@@ -65,8 +65,8 @@ def feed(client: Any, queue_url: str, messages: list[dict[str, Any]],
 
 
 def run_demo(count: int, db_url: str, seed: int, echo: Callable[[str], None]) -> None:
-    from ledbelly.app import build_daemon
-    from ledbelly.logsetup import configure_logging
+    from ledbelly.daemon.app import build_daemon
+    from ledbelly.ops.logsetup import configure_logging
     from ledbelly.simulate import generate_messages
     from ledbelly.sources.sqs import sqs_client
 

@@ -18,15 +18,16 @@ from typing import TYPE_CHECKING
 from sqlalchemy import URL, Engine
 
 if TYPE_CHECKING:
-    from ledbelly.evolve import Evolver
+    from ledbelly.db.evolve import Evolver
 
-from ledbelly.db import open_engine
+from ledbelly.db.engine import open_engine
+from ledbelly.db.sink import Sink, WriteReport
 from ledbelly.errors import TransientError
-from ledbelly.logs import EventLogs
 from ledbelly.message import Message
-from ledbelly.processor import DEAD_LETTER, INSERTED, UNKNOWN, Outcome, Processor, ProcessorOptions
-from ledbelly.schema import Catalog, TableDef
-from ledbelly.sink import Sink, WriteReport
+from ledbelly.ops.logs import EventLogs
+from ledbelly.outcome import Kind, Outcome
+from ledbelly.schema.model import Catalog, TableDef
+from ledbelly.transform.processor import Processor, ProcessorOptions
 
 
 @dataclass(frozen=True)
@@ -72,13 +73,13 @@ class Stats:
     def add(self, report: WriteReport) -> None:
         for o in report.committed:
             self.messages += 1
-            if o.kind == INSERTED:
+            if o.kind == Kind.INSERTED:
                 self.rows[o.format or "?"] += 1
                 for name, _ in o.rows:
                     self.tables[name] += 1
-            elif o.kind == UNKNOWN:
+            elif o.kind == Kind.UNKNOWN:
                 self.unknown += 1
-            elif o.kind == DEAD_LETTER:
+            elif o.kind == Kind.DEAD_LETTER:
                 self.dead_letters += 1
             self.truncations += o.truncations
             self.undefined += o.undefined
@@ -104,7 +105,7 @@ class Pipeline:
             evolver=self.evolver)
 
     def _evolver(self, overlay: Path) -> Evolver:
-        from ledbelly.evolve import Evolver
+        from ledbelly.db.evolve import Evolver
 
         def changed(table: TableDef) -> None:
             self.sink.forget(table.name)
@@ -115,7 +116,7 @@ class Pipeline:
 
     def replay_created(self) -> int:
         """Stored unknown events of types that evolution just gave a table: into it."""
-        from ledbelly.evolve import replay_unknown
+        from ledbelly.db.evolve import replay_unknown
 
         replayed = 0
         while self.processor.created_tables:

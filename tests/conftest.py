@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from ledbelly.db import normalize_url, open_engine
+from ledbelly.db.engine import normalize_url, open_engine
 from ledbelly.message import Message
 from ledbelly.pipeline import Pipeline, PipelineSettings
 

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from sqlalchemy import BigInteger, Boolean, Column, Float, MetaData, Table, Text, select
 
 from conftest import engine_for, fresh_database_url
-from ledbelly.bulk import copy_rows, copy_text
-from ledbelly.tables import datetime_type
+from ledbelly.db.bulk import copy_rows, copy_text
+from ledbelly.db.tables import datetime_type
 
 # What the row builder hands the sink: clean text (no NUL, no lone surrogates), ints in
 # range, finite floats, booleans and naive datetimes; any of them NULL.

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ledbelly.config import _TOP_KEYS, daemon_settings_from_dict, load_daemon_settings
-from ledbelly.db import normalize_url, resolve_url, safe_url, url_from_yaml
+from ledbelly.db.engine import normalize_url, resolve_url, safe_url, url_from_yaml
 from ledbelly.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +87,7 @@ def test_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_max_connections_sizes_the_pool_only_for_database_yml(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ledbelly.db import pool_size_for
+    from ledbelly.db.engine import pool_size_for
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LEDBELLY_DATABASE_URL", raising=False)

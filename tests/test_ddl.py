@@ -17,8 +17,8 @@ from sqlalchemy import MetaData, insert, inspect
 from sqlalchemy import types as sqltypes
 
 from conftest import REFERENCE_TSV, SCHEMAS, engine_for
-from ledbelly.cli_schema import register
-from ledbelly.ddl import (
+from ledbelly.cli.schema import register
+from ledbelly.db.ddl import (
     DdlOptions,
     build_tables,
     dialect_for,
@@ -28,7 +28,7 @@ from ledbelly.ddl import (
     run_statements,
 )
 from ledbelly.errors import SchemaError
-from ledbelly.schema import Catalog, ColumnDef, TableDef
+from ledbelly.schema.model import Catalog, ColumnDef, TableDef
 
 CATALOG = Catalog.load(SCHEMAS)
 TABLES = list(CATALOG)

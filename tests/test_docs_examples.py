@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import MetaData, Table, select
 
 from conftest import doc_examples, engine_for, require_docs, sqs_message
-from ledbelly.coerce import CoercionFailed, coercer_for
-from ledbelly.flatten import flatten_caliper
 from ledbelly.parsers import canvas_raw
-from ledbelly.schema import resolved_source, table_name_for
+from ledbelly.parsers.flatten import flatten_caliper
+from ledbelly.schema.model import resolved_source, table_name_for
+from ledbelly.transform.coerce import CoercionFailed, coercer_for
 
 
 def _messages() -> list[Any]:

@@ -17,9 +17,9 @@ from sqlalchemy import types as sqltypes
 from sqlalchemy.dialects import mssql, oracle
 
 from conftest import SCHEMAS, canvas_event, engine_for, sqs_message
-from ledbelly.cli_schema import register
-from ledbelly.ddl import DdlOptions, apply, event_table
-from ledbelly.evolve import (
+from ledbelly.cli.schema import register
+from ledbelly.db.ddl import DdlOptions, apply, event_table
+from ledbelly.db.evolve import (
     Evolver,
     Patch,
     _compare,
@@ -27,9 +27,9 @@ from ledbelly.evolve import (
     plan_alter,
     suggest,
 )
-from ledbelly.infer import column_name, headroom, infer_column
 from ledbelly.pipeline import ingest
-from ledbelly.schema import Catalog, ColumnDef, TableDef, load_table_file
+from ledbelly.schema.infer import column_name, headroom, infer_column
+from ledbelly.schema.model import Catalog, ColumnDef, TableDef, load_table_file
 
 CATALOG = Catalog.load(SCHEMAS)
 ASSET = CATALOG.tables["live_asset_accessed"]
@@ -276,7 +276,7 @@ def test_evolution_off_changes_nothing(sqlite_url: str, tmp_path: Path) -> None:
     engine = engine_for(sqlite_url)
     try:
         catalog = Catalog.load(SCHEMAS)
-        from ledbelly.logs import EventLogs
+        from ledbelly.ops.logs import EventLogs
 
         logs = EventLogs(tmp_path / "log")
         ev = Evolver(engine, catalog, tmp_path / "overlay", logs, "off")
@@ -292,7 +292,7 @@ def test_evolution_off_changes_nothing(sqlite_url: str, tmp_path: Path) -> None:
 
 def test_widen_writes_the_overlay(sqlite_url: str, tmp_path: Path) -> None:
     engine = engine_for(sqlite_url)
-    from ledbelly.logs import EventLogs
+    from ledbelly.ops.logs import EventLogs
 
     logs = EventLogs(tmp_path / "log")
     try:

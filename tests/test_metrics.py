@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ledbelly.metrics import CONTENT_TYPE, Metrics, MetricsServer, escape_label, format_value
+from ledbelly.ops.metrics import CONTENT_TYPE, Metrics, MetricsServer, escape_label, format_value
 
 # One sample line of format 0.0.4: name, optional labels with escaped values, a value.
 LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ledbelly.notify import Notifier, socket_address
+from ledbelly.ops.notify import Notifier, socket_address
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_send_failure_is_logged_not_raised(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     notifier = Notifier.from_env({"NOTIFY_SOCKET": str(tmp_path / "nobody-listens")})
-    with caplog.at_level(logging.DEBUG, logger="ledbelly.notify"):
+    with caplog.at_level(logging.DEBUG, logger="ledbelly.ops.notify"):
         assert notifier.ready() is False
     assert any("sd_notify" in r.getMessage() for r in caplog.records)
 

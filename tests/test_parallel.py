@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from conftest import SCHEMAS, canvas_event, engine_for
-from ledbelly import parallel
-from ledbelly.db import normalize_url
+from ledbelly.db.engine import normalize_url
 from ledbelly.errors import LedbellyError, TransientError
-from ledbelly.parallel import choose_workers, ingest_paths, plan_shares
+from ledbelly.ingest import parallel
+from ledbelly.ingest.parallel import choose_workers, ingest_paths, plan_shares
 from ledbelly.pipeline import PipelineSettings
 from ledbelly.simulate import generate_messages
 from ledbelly.sources.files import read_path
@@ -192,7 +192,7 @@ def test_a_stop_ends_every_worker_and_a_rerun_finishes_the_job(server_db_url: st
                                                                tmp_path: Path, stop: str) -> None:
     """Ctrl-C reaches the whole process group; systemd's or kill's SIGTERM only ingest."""
     path, lines = _workload(tmp_path, 6000)
-    cmd = [sys.executable, "-m", "ledbelly.cli", "ingest", "--db", server_db_url,
+    cmd = [sys.executable, "-m", "ledbelly.cli.main", "ingest", "--db", server_db_url,
            "--create-missing", "--schemas", str(SCHEMAS), "--log-dir", str(tmp_path / "log"),
            "--workers", "2", "--batch-size", "200", str(path)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

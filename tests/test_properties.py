@@ -8,7 +8,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledbelly.coerce import (
+from ledbelly.parsers.flatten import caliper_segment, flatten_caliper, flatten_canvas
+from ledbelly.schema.model import ColumnDef, TableDef
+from ledbelly.transform.coerce import (
     BIGINT_MAX,
     BIGINT_MIN,
     CoercionFailed,
@@ -22,9 +24,7 @@ from ledbelly.coerce import (
     to_float,
     trim,
 )
-from ledbelly.flatten import caliper_segment, flatten_caliper, flatten_canvas
-from ledbelly.rows import HOT_AFTER, RowPlan, _build_generic, _compile
-from ledbelly.schema import ColumnDef, TableDef
+from ledbelly.transform.rows import HOT_AFTER, RowPlan, _build_generic, _compile
 
 keys = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1,
                max_size=12)
@@ -181,7 +181,7 @@ def test_text_of_any_json_value_is_storable(v: Any) -> None:
 def test_local_time_matches_zoneinfo(dt: datetime, zone_name: str) -> None:
     from zoneinfo import ZoneInfo
 
-    from ledbelly.processor import LocalTimes
+    from ledbelly.transform.processor import LocalTimes
 
     zone = ZoneInfo(zone_name)
     expected = dt.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)

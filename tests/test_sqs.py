@@ -31,10 +31,10 @@ from conftest import (
     sqs_message,
 )
 from ledbelly.config import QueueSettings
+from ledbelly.daemon.worker import Binding, Daemon, WorkerOptions
 from ledbelly.message import Message
 from ledbelly.simulate import generate_messages
 from ledbelly.sources.sqs import SqsSource
-from ledbelly.worker import Binding, Daemon, WorkerOptions
 
 
 def _wait_for(predicate: Any, timeout: float, what: str) -> None:
@@ -135,7 +135,7 @@ def _config(tmp_path: Path, endpoint: str, url: str, **extra: Any) -> Path:
 def _start(tmp_path: Path, cfg: Path, db: str) -> subprocess.Popen[bytes]:
     with (tmp_path / "daemon.log").open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "ledbelly.cli", "run", "-c", str(cfg), "--db", db,
+            [sys.executable, "-m", "ledbelly.cli.main", "run", "-c", str(cfg), "--db", db,
              "--create-missing", "--log-dir", str(tmp_path / "log"), "--schemas", str(SCHEMAS)],
             cwd=tmp_path, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 

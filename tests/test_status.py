@@ -6,7 +6,7 @@ import io
 import time
 from typing import Any
 
-from ledbelly.status import CLEAR_TO_EOL, StatusLine, is_tty
+from ledbelly.ops.status import CLEAR_TO_EOL, StatusLine, is_tty
 
 
 class Clock:

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import text
 
 from conftest import canvas_event, engine_for, sqs_message
+from ledbelly.daemon.worker import Binding, Daemon, WorkerOptions
 from ledbelly.message import Message
 from ledbelly.sources.memory import MemorySource
-from ledbelly.worker import Binding, Daemon, WorkerOptions
 
 
 def _messages(n: int, prefix: str = "m") -> list[Message]:
@@ -167,7 +167,7 @@ def test_a_poller_survives_unexpected_errors(sqlite_url: str, make_pipeline: Any
     source.receive = flaky_receive  # type: ignore[method-assign]
     daemon = Daemon(pipeline, [Binding(source, concurrency=1, wait_seconds=0.1)],
                     WorkerOptions(batch_size=10, max_batch_wait=0.05))
-    import ledbelly.worker as worker
+    import ledbelly.daemon.worker as worker
 
     original = worker.backoff
     worker.backoff = lambda *a, **k: 0.01  # type: ignore[assignment]

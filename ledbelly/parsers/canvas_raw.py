@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledbelly.errors import MessageError
-from ledbelly.flatten import flatten_canvas
+from ledbelly.parsers.flatten import flatten_canvas
 
 
 def validate(payload: dict[str, Any]) -> None:

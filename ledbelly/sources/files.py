@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
-from ledbelly.coerce import json_text
 from ledbelly.errors import MessageError
 from ledbelly.message import Message, message_id_for
 from ledbelly.parsers import decode
+from ledbelly.transform.coerce import json_text
 
 LINE_SUFFIXES = (".jsonl", ".ndjson")
 # Reading releases the interpreter lock, and getting it back can take a thread switch

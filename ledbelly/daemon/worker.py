@@ -24,15 +24,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ledbelly.config import WorkerOptions
+from ledbelly.db.sink import WriteReport, sqs_form
 from ledbelly.errors import SourceUnavailable, TransientError
 from ledbelly.message import Message
-from ledbelly.metrics import Metrics
-from ledbelly.notify import Notifier
+from ledbelly.ops.metrics import Metrics
+from ledbelly.ops.notify import Notifier
+from ledbelly.ops.status import StatusLine
+from ledbelly.outcome import Kind, Outcome
 from ledbelly.pipeline import Pipeline, Stats, backoff
-from ledbelly.processor import DEAD_LETTER, Outcome
-from ledbelly.sink import WriteReport, sqs_form
 from ledbelly.sources import Source
-from ledbelly.status import StatusLine
 
 log = logging.getLogger("ledbelly.daemon")
 
@@ -282,7 +282,7 @@ class Daemon:
         keep: list[Outcome] = []
         poison: list[Outcome] = []
         for o in outcomes:
-            (poison if o.kind == DEAD_LETTER else keep).append(o)
+            (poison if o.kind == Kind.DEAD_LETTER else keep).append(o)
         if poison:
             for o in poison:
                 self.pipeline.logs.error(o.event_name or "?", o.error or "", None,
@@ -301,7 +301,7 @@ class Daemon:
             self.stats.add(report)
         now = time.time()
         for o in report.committed:
-            self.metrics.record_message(o.table, o.kind)
+            self.metrics.record_message(o.table, o.kind.value)
         for _ in report.duplicates:
             self.metrics.record_message(None, "duplicate")
         ages = [now - m.sent_at for m, _ in batch if m.sent_at]

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledbelly.errors import LedbellyError
-from ledbelly.logs import UNDEFINED, EventLogs
 from ledbelly.message import Message
+from ledbelly.ops.logs import UNDEFINED, EventLogs
+from ledbelly.ops.tuning import tune_gc
 from ledbelly.pipeline import Pipeline, PipelineSettings, Stats, ingest
-from ledbelly.schema import Catalog
+from ledbelly.schema.model import Catalog
 from ledbelly.sources.files import is_line_file, read_path, read_range
-from ledbelly.tuning import tune_gc
 
 # Below this many bytes of JSON lines (about 500 events) a second process costs more
 # than it saves.

@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ledbelly.coerce import json_text
+from ledbelly.transform.coerce import json_text
 
 
 class JsonFormatter(logging.Formatter):

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import orjson
 
-from ledbelly.schema import ColumnDef
+from ledbelly.schema.model import ColumnDef
 
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1

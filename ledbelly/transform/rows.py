@@ -11,7 +11,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from ledbelly.coerce import (
+from ledbelly.outcome import Issue, IssueKind
+from ledbelly.schema.model import ColumnDef, TableDef, resolved_source
+from ledbelly.transform.coerce import (
     BIGINT_MAX,
     BIGINT_MIN,
     INT_MAX,
@@ -28,19 +30,6 @@ from ledbelly.coerce import (
     to_int,
     trim,
 )
-from ledbelly.schema import ColumnDef, TableDef, resolved_source
-
-
-@dataclass(frozen=True, slots=True)
-class Issue:
-    """Something the row builder changed on the way: a trim or a value stored as NULL."""
-
-    column: str
-    kind: str  # "trim" | "null"
-    supplied: int = 0
-    expecting: int = 0
-    value: Any = None
-    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +138,7 @@ def _convert(slot: _Slot, value: Any, issues: list[Issue]) -> Any:
     try:
         value = slot.coerce(value)
     except CoercionFailed as exc:
-        issues.append(Issue(slot.column, "null", value=value, reason=str(exc)))
+        issues.append(Issue(slot.column, IssueKind.NULL, value=value, reason=str(exc)))
         return None
     if slot.size is not None and type(value) is str and len(value) > slot.size // 4:
         value = _fit(slot, value, issues)
@@ -276,7 +265,7 @@ def _fit(slot: _Slot, value: str, issues: list[Issue]) -> str:
     assert slot.size is not None
     if fits(value, slot.size, slot.unit):
         return value
-    issues.append(Issue(slot.column, "trim", supplied=stored_length(value, slot.unit),
+    issues.append(Issue(slot.column, IssueKind.TRIM, supplied=stored_length(value, slot.unit),
                         expecting=slot.size))
     return trim(value, slot.size, slot.unit)
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ledbelly.db import pool_size_for, resolve_url, safe_url
+from ledbelly.db.engine import pool_size_for, resolve_url, safe_url
 from ledbelly.errors import ConfigError, LedbellyError, SchemaError, TransientError
 
 EXIT_OK = 0
@@ -95,7 +95,7 @@ def ingest(db_url: str | None, log_dir: Path, create_missing: bool | None,
 
     Example: ledbelly simulate -n 1000 | ledbelly ingest -
     """
-    from ledbelly.parallel import choose_workers, ingest_paths
+    from ledbelly.ingest.parallel import choose_workers, ingest_paths
     from ledbelly.pipeline import PipelineSettings
 
     for p in paths:
@@ -189,9 +189,9 @@ def run(config_path: Path, database_file: Path | None, db_url: str | None,
 
     Example: ledbelly run -c cfg/sqs.yml --db postgresql://ledbelly@db/canvas
     """
-    from ledbelly.app import build_daemon, run_daemon
     from ledbelly.config import load_daemon_settings
-    from ledbelly.logsetup import configure_logging
+    from ledbelly.daemon.app import build_daemon, run_daemon
+    from ledbelly.ops.logsetup import configure_logging
 
     settings = load_daemon_settings(config_path)
     configure_logging(settings.log_format, settings.log_level, settings.log_file)
@@ -219,7 +219,7 @@ def demo(count: int, db_url: str, seed: int) -> None:
 
 
 def _register_schema_commands() -> None:
-    from ledbelly.cli_schema import register
+    from ledbelly.cli.schema import register
 
     register(main)
 

@@ -244,7 +244,7 @@ class Catalog:
 
 
 def _load_dir(directory: Path) -> list[TableDef]:
-    from ledbelly import schema_cache
+    from ledbelly.schema import cache as schema_cache
 
     paths = sorted(directory.resolve().rglob("*.yml"))
     return schema_cache.cached(  # type: ignore[no-any-return]

@@ -1,6 +1,6 @@
 """The schema commands: ``create-tables``, ``alter-tables``, ``schema suggest|apply``.
 
-Each parses its options and calls one function of ``ledbelly.ddl`` or ``ledbelly.evolve``;
+Each parses its options and calls one function of ``ledbelly.db.ddl`` or ``ledbelly.db.evolve``;
 ``register`` adds them to the ``ledbelly`` group.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ledbelly.ddl import DIALECTS, DdlOptions, DdlScript, apply, generate, write_script
+from ledbelly.db.ddl import DIALECTS, DdlOptions, DdlScript, apply, generate, write_script
 from ledbelly.errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -26,7 +26,7 @@ def _reports_errors(func: F) -> F:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ledbelly.cli import reports_errors
+        from ledbelly.cli.main import reports_errors
 
         return reports_errors(func)(*args, **kwargs)
 
@@ -44,13 +44,13 @@ _db_schema = click.option("--schema", "db_schema", metavar="NAME",
 
 
 def _engine(db_url: str | None) -> Any:
-    from ledbelly.db import open_engine, resolve_url
+    from ledbelly.db.engine import open_engine, resolve_url
 
     return open_engine(resolve_url(db_url), pool_size=1)
 
 
 def _catalog(schema_dir: Path | None, overlay: Path | None = None) -> Any:
-    from ledbelly.schema import Catalog
+    from ledbelly.schema.model import Catalog
 
     return Catalog.load(schema_dir, overlay)
 
@@ -133,7 +133,7 @@ def alter_tables(db_url: str | None, do_apply: bool, overlay: Path | None,
     Never drops or narrows; columns only in the database are listed as comments.
     Example: ledbelly alter-tables --db postgresql://... --apply
     """
-    from ledbelly.evolve import apply_alter, plan_alter
+    from ledbelly.db.evolve import apply_alter, plan_alter
 
     catalog = _catalog(schema_dir, overlay)
     engine = _engine(db_url)
@@ -173,7 +173,7 @@ def suggest_cmd(log_dir: Path, db_url: str | None, no_db: bool, overlay: Path,
     ledbelly_unknown_events table. Example: ledbelly schema suggest && ledbelly schema apply
     schema-patch.yml
     """
-    from ledbelly.patch import suggest
+    from ledbelly.schema.patch import suggest
 
     engine = None if no_db else _engine(db_url)
     try:
@@ -198,8 +198,8 @@ def apply_cmd(patch_file: Path, schema_dir: Path | None) -> None:
 
     Then bring the database along with: ledbelly alter-tables --apply
     """
-    from ledbelly.patch import Patch, apply_patch
-    from ledbelly.schema import default_schema_dir
+    from ledbelly.schema.model import default_schema_dir
+    from ledbelly.schema.patch import Patch, apply_patch
 
     written = apply_patch(Patch.load(patch_file), schema_dir or default_schema_dir())
     for path in written:

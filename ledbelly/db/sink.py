@@ -19,8 +19,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, MetaData, Table, insert, inspect, select
 from sqlalchemy import exc as sa_exc
 
-from ledbelly.bulk import inserter_for
-from ledbelly.coerce import clean_text
+from ledbelly.db.bulk import inserter_for
+from ledbelly.db.tables import DEAD_LETTERS, LEDGER, build_system_tables, build_table
+from ledbelly.db.tables import UNKNOWN as UNKNOWN_TABLE
 from ledbelly.errors import (
     DatabaseUnavailable,
     LedbellyError,
@@ -28,12 +29,11 @@ from ledbelly.errors import (
     RowError,
     TransientError,
 )
-from ledbelly.logs import EventLogs
 from ledbelly.message import Message
-from ledbelly.processor import DEAD_LETTER, UNKNOWN, Outcome
-from ledbelly.schema import Catalog, TableDef
-from ledbelly.tables import DEAD_LETTERS, LEDGER, build_system_tables, build_table
-from ledbelly.tables import UNKNOWN as UNKNOWN_TABLE
+from ledbelly.ops.logs import EventLogs
+from ledbelly.outcome import Kind, Outcome
+from ledbelly.schema.model import Catalog, TableDef
+from ledbelly.transform.coerce import clean_text
 
 # MySQL/MariaDB error numbers that pass by themselves: lock wait, deadlock, lost connection,
 # server gone, too many connections, shutdown in progress, read-only failover.
@@ -250,7 +250,7 @@ class Sink:
         found = self._tables.get(table.name)
         if found is None:
             if self.dialect == "oracle":
-                from ledbelly.ddl import DdlOptions, event_table
+                from ledbelly.db.ddl import DdlOptions, event_table
 
                 found = event_table(table, MetaData(), DdlOptions.for_engine(self.engine))
             else:
@@ -295,7 +295,7 @@ class Sink:
         report.committed.extend(fresh)
         report.duplicates.extend(dups)
         for o in fresh:
-            if o.kind == DEAD_LETTER:
+            if o.kind == Kind.DEAD_LETTER:
                 self._log_dead_letter(o, None, o.rows)
 
     def _claim(self, conn: Connection, outcomes: list[Outcome]
@@ -340,9 +340,9 @@ class Sink:
         now = _now()
         by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for o in outcomes:
-            if o.kind == UNKNOWN:
+            if o.kind == Kind.UNKNOWN:
                 by_table[UNKNOWN_TABLE].append(_unknown_row(o, now))
-            elif o.kind == DEAD_LETTER:
+            elif o.kind == Kind.DEAD_LETTER:
                 by_table[DEAD_LETTERS].append(_dead_letter_row(o, o.error or "", now))
             else:
                 for name, row in o.rows:
@@ -364,7 +364,7 @@ class Sink:
         """One message the database refused: store it as a dead letter, with its reason."""
         failed_rows = outcome.rows
         reason = f"database refused the row: {err}"
-        dead = Outcome(outcome.message, DEAD_LETTER, outcome.event_name, outcome.format,
+        dead = Outcome(outcome.message, Kind.DEAD_LETTER, outcome.event_name, outcome.format,
                        outcome.table, event_time=outcome.event_time, error=reason)
         for attempt in range(2):
             try:
@@ -467,7 +467,7 @@ def _name(value: str | None) -> str | None:
 
 def _ledger_row(o: Outcome, now: datetime) -> dict[str, Any]:
     return {"message_id": o.message.message_id, "event_name": _name(o.event_name),
-            "target_table": o.table if o.kind != UNKNOWN else None, "outcome": o.kind,
+            "target_table": o.table if o.kind != Kind.UNKNOWN else None, "outcome": o.kind.value,
             "processed_at": now}
 
 

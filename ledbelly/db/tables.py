@@ -28,7 +28,7 @@ from sqlalchemy.dialects import mssql, mysql, oracle
 from sqlalchemy.sql.elements import _truncated_label
 from sqlalchemy.types import TypeEngine
 
-from ledbelly.schema import ColumnDef, TableDef
+from ledbelly.schema.model import ColumnDef, TableDef
 
 LEDGER = "ledbelly_messages"
 UNKNOWN = "ledbelly_unknown_events"

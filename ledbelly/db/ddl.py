@@ -1,7 +1,7 @@
 """DDL for every schema table, per dialect, as a DBA would write it.
 
 The statements come from the same SQLAlchemy tables the sink inserts through
-(``ledbelly.tables``), compiled by SQLAlchemy's own dialects, so the DDL and the inserts
+(``ledbelly.db.tables``), compiled by SQLAlchemy's own dialects, so the DDL and the inserts
 can never disagree. Oracle's identifier limit is met by one deterministic shortening
 rule (``oracle_name``), which the sink must use too.
 """
@@ -19,9 +19,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable, DropTable
 from sqlalchemy.sql.elements import quoted_name
 
+from ledbelly.db.tables import build_system_tables, build_table
 from ledbelly.errors import ConfigError, SchemaError
-from ledbelly.schema import TableDef
-from ledbelly.tables import build_system_tables, build_table
+from ledbelly.schema.model import TableDef
 
 DIALECTS = ("mssql", "mysql", "postgresql", "oracle", "sqlite")
 # Oracle before 12.2 allows 30-byte identifiers, 12.2 and later 128.

@@ -21,17 +21,18 @@ from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateColumn
 
-from ledbelly.ddl import DdlOptions, build_tables, create_statements, run_statements, terminate
+from ledbelly.db.ddl import DdlOptions, build_tables, create_statements, run_statements, terminate
+from ledbelly.db.sink import Sink
+from ledbelly.db.tables import LEDGER
+from ledbelly.db.tables import UNKNOWN as UNKNOWN_TABLE
 from ledbelly.errors import ConfigError
-from ledbelly.infer import add_fields, infer_table, widen_column
-from ledbelly.logs import EventLogs
 from ledbelly.message import Message
-from ledbelly.patch import Patch, apply_patch, suggest, write_table_file
-from ledbelly.processor import INSERTED, Processor
-from ledbelly.schema import Catalog, TableDef
-from ledbelly.sink import Sink
-from ledbelly.tables import LEDGER
-from ledbelly.tables import UNKNOWN as UNKNOWN_TABLE
+from ledbelly.ops.logs import EventLogs
+from ledbelly.outcome import Kind
+from ledbelly.schema.infer import add_fields, infer_table, widen_column
+from ledbelly.schema.model import Catalog, TableDef
+from ledbelly.schema.patch import Patch, apply_patch, suggest, write_table_file
+from ledbelly.transform.processor import Processor
 
 __all__ = ["MODES", "AlterPlan", "Evolver", "Mode", "Patch", "TableChange", "apply_alter",
            "apply_patch", "plan_alter", "replay_unknown", "suggest"]
@@ -329,7 +330,7 @@ def replay_unknown(sink: Sink, processor: Processor, table: TableDef) -> int:
     for row in stored:
         msg = Message(row.message_id, row.raw_body or "", {"event_name": row.event_name or ""})
         outcome = processor.process(msg)
-        if outcome.kind != INSERTED:
+        if outcome.kind != Kind.INSERTED:
             continue
         with sink.engine.begin() as conn:
             conn.execute(delete(unknown).where(unknown.c.id == row.id))
@@ -338,6 +339,6 @@ def replay_unknown(sink: Sink, processor: Processor, table: TableDef) -> int:
                 sink.insert_rows(conn, sink.sa_table(sink.catalog.tables[name]), [values])
             sink.insert_rows(conn, ledger, [{
                 "message_id": row.message_id, "event_name": row.event_name,
-                "target_table": outcome.table, "outcome": INSERTED, "processed_at": now}])
+                "target_table": outcome.table, "outcome": Kind.INSERTED.value, "processed_at": now}])
         replayed += 1
     return replayed

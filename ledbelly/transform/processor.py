@@ -10,42 +10,21 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from ledbelly import parsers
-from ledbelly.coerce import CoercionFailed, to_datetime
 from ledbelly.errors import MessageError, TransientError
-from ledbelly.logs import EventLogs
 from ledbelly.message import Message
-from ledbelly.rows import RowPlan
-from ledbelly.schema import Catalog, TableDef
+from ledbelly.ops.logs import EventLogs
+from ledbelly.outcome import Issue, IssueKind, Kind, Outcome
+from ledbelly.schema.model import Catalog, TableDef
+from ledbelly.transform.coerce import CoercionFailed, to_datetime
+from ledbelly.transform.rows import RowPlan
 
-log = logging.getLogger("ledbelly.processor")
-
-Kind = Literal["inserted", "unknown", "dead_letter"]
-INSERTED: Kind = "inserted"
-UNKNOWN: Kind = "unknown"
-DEAD_LETTER: Kind = "dead_letter"
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What became of one message, ready for the sink to commit."""
-
-    message: Message
-    kind: Kind
-    event_name: str | None = None
-    format: str | None = None
-    table: str | None = None
-    rows: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    event_time: datetime | None = None
-    error: str | None = None
-    truncations: int = 0
-    undefined: int = 0
-
+log = logging.getLogger("ledbelly.transform.processor")
 
 # Returns the columns of a table as the database has them, or None if the table is missing.
 LiveColumns = Callable[[TableDef], frozenset[str] | None]
@@ -120,7 +99,7 @@ class Processor:
         except Exception as exc:
             log.exception("could not process message %s; storing it as a dead letter",
                           msg.message_id)
-            return Outcome(msg, DEAD_LETTER, event_name=msg.attributes.get("event_name"),
+            return Outcome(msg, Kind.DEAD_LETTER, event_name=msg.attributes.get("event_name"),
                            error=f"internal error: {type(exc).__name__}: {exc}")
 
     def _process(self, msg: Message) -> Outcome:
@@ -129,17 +108,17 @@ class Processor:
             env = parsers.open_envelope(payload, msg.attributes)
         except MessageError as exc:
             name = msg.attributes.get("event_name")
-            return Outcome(msg, DEAD_LETTER, event_name=name, error=str(exc))
+            return Outcome(msg, Kind.DEAD_LETTER, event_name=name, error=str(exc))
         event_time = self._event_time(env.event_time)
         table = self.catalog.route(env.format, env.event_name)
         if table is None and self.evolver is not None and self.evolver.creates_tables:
             table = self._create_table(env)
         if table is None:
-            return Outcome(msg, UNKNOWN, env.event_name, env.format, event_time=event_time,
+            return Outcome(msg, Kind.UNKNOWN, env.event_name, env.format, event_time=event_time,
                            error="no table for this event")
         plan = self.plan(table)
         if plan is None:
-            return Outcome(msg, UNKNOWN, env.event_name, env.format, event_time=event_time,
+            return Outcome(msg, Kind.UNKNOWN, env.event_name, env.format, event_time=event_time,
                            error=f"table {table.name} is missing in the database")
         return self._rows(msg, env, table, plan, event_time)
 
@@ -159,7 +138,7 @@ class Processor:
             table, plan, flat = self._evolve(env, table, plan, flat)
         now = self._clock.now()
         local = self._local(event_time)
-        out = Outcome(msg, INSERTED, env.event_name, env.format, table.name,
+        out = Outcome(msg, Kind.INSERTED, env.event_name, env.format, table.name,
                       event_time=event_time)
         row, issues = plan.build(flat, now, local)
         if issues and self.evolver is not None and self.evolver.adds_columns:
@@ -192,19 +171,19 @@ class Processor:
             return table, plan, flat
         return new, new_plan, parsers.flatten(env, new_plan.keep)
 
-    def _widen(self, table: TableDef, issues: list[Any]) -> RowPlan | None:
+    def _widen(self, table: TableDef, issues: list[Issue]) -> RowPlan | None:
         """Strings widened instead of trimmed, when evolution is on."""
         assert self.evolver is not None
         changed = None
         for issue in issues:
-            if issue.kind == "trim":
+            if issue.kind is IssueKind.TRIM:
                 changed = self.evolver.widen(table, issue.column, issue.supplied) or changed
                 table = changed or table
         return self.plan(changed) if changed is not None else None
 
-    def _report(self, table: str, issues: list[Any], out: Outcome) -> None:
+    def _report(self, table: str, issues: list[Issue], out: Outcome) -> None:
         for issue in issues:
-            if issue.kind == "trim":
+            if issue.kind is IssueKind.TRIM:
                 out.truncations += 1
                 self.logs.truncation(table, issue.column, issue.supplied, issue.expecting)
             else:

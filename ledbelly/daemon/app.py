@@ -12,14 +12,14 @@ from types import FrameType
 from sqlalchemy import URL
 
 from ledbelly.config import DaemonSettings
-from ledbelly.db import safe_url
-from ledbelly.metrics import Metrics, MetricsServer
-from ledbelly.notify import Notifier
+from ledbelly.daemon.worker import Binding, Daemon
+from ledbelly.db.engine import safe_url
+from ledbelly.ops.metrics import Metrics, MetricsServer
+from ledbelly.ops.notify import Notifier
+from ledbelly.ops.status import StatusLine, is_tty
+from ledbelly.ops.tuning import tune_gc
 from ledbelly.pipeline import Pipeline, PipelineSettings
 from ledbelly.sources.sqs import SqsSource, sqs_client
-from ledbelly.status import StatusLine, is_tty
-from ledbelly.tuning import tune_gc
-from ledbelly.worker import Binding, Daemon
 
 log = logging.getLogger("ledbelly.daemon")
 EXIT_FORCED = 130

@@ -17,10 +17,12 @@ from typing import Any
 import yaml
 from sqlalchemy import Engine, MetaData, inspect, select
 
+from ledbelly.db.tables import UNKNOWN as UNKNOWN_TABLE
+from ledbelly.db.tables import build_system_tables
 from ledbelly.errors import ConfigError, LedbellyError, SchemaError
-from ledbelly.infer import add_fields, flatten_body, infer_table, is_wider, widen_column
-from ledbelly.logs import TRUNCATIONS, UNDEFINED
-from ledbelly.schema import (
+from ledbelly.ops.logs import TRUNCATIONS, UNDEFINED
+from ledbelly.schema.infer import add_fields, flatten_body, infer_table, is_wider, widen_column
+from ledbelly.schema.model import (
     TABLE_PREFIX,
     Catalog,
     ColumnDef,
@@ -32,8 +34,6 @@ from ledbelly.schema import (
     table_name_for,
     table_to_yaml,
 )
-from ledbelly.tables import UNKNOWN as UNKNOWN_TABLE
-from ledbelly.tables import build_system_tables
 
 _TRUNCATION = re.compile(r"^\S+ (?P<table>[A-Za-z0-9_]+)\.(?P<column>[A-Za-z0-9_]+) supplied "
                          r"(?P<supplied>\d+), expecting (?P<expecting>\d+)")

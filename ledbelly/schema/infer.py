@@ -13,9 +13,8 @@ from dataclasses import replace
 from typing import Any
 
 from ledbelly import parsers
-from ledbelly.coerce import BIGINT_MAX, BIGINT_MIN
 from ledbelly.errors import LedbellyError
-from ledbelly.schema import (
+from ledbelly.schema.model import (
     METADATA_PLAIN,
     SYSTEM_COLUMNS,
     TABLE_PREFIX,
@@ -27,6 +26,7 @@ from ledbelly.schema import (
     sanitize_name,
     table_name_for,
 )
+from ledbelly.transform.coerce import BIGINT_MAX, BIGINT_MIN
 
 # String sizes a new or widened column gets: the first step at least 1.5 times the
 # longest value seen; past the last step the column becomes text.
@@ -108,7 +108,7 @@ def column_name(table: TableDef, key: str, taken: set[str]) -> tuple[str, str | 
     if not _SAFE.match(base):
         base = "f_" + base
     if len(base) > MAX_NAME:
-        from ledbelly.ddl import oracle_name
+        from ledbelly.db.ddl import oracle_name
 
         base = oracle_name(base, MAX_NAME)
     name = base

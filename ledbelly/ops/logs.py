@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ledbelly.coerce import json_text
+from ledbelly.transform.coerce import json_text
 
 TRUNCATIONS = "sql-truncations.log"
 UNDEFINED = "ddl-undefined.log"
