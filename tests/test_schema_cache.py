@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from conftest import SCHEMAS
-from ledbelly.schema import model as schema
 from ledbelly.schema import cache as schema_cache
+from ledbelly.schema import model as schema
 from ledbelly.schema.model import Catalog
 
 

@@ -8,57 +8,20 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
+from ledbelly.cli.options import (
+    create_option,
+    db_option,
+    log_dir_option,
+    reports_errors,
+    schemas_option,
+)
+from ledbelly.cli.schema import register as register_schema_commands
 from ledbelly.db.engine import pool_size_for, resolve_url, safe_url
-from ledbelly.errors import ConfigError, LedbellyError, SchemaError, TransientError
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_CONFIG = 2
-EXIT_DATABASE = 3
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def reports_errors(func: F) -> F:
-    """Turn library errors into one line on stderr and a named exit code."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except TransientError as exc:
-            click.echo(f"error: database unavailable: {exc}\n"
-                       "hint: check that the server is up and the URL (--db) is right; "
-                       "nothing partial was committed", err=True)
-            sys.exit(EXIT_DATABASE)
-        except (ConfigError, SchemaError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_CONFIG)
-        except LedbellyError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_ERROR)
-
-    return wrapper  # type: ignore[return-value]
-
-
-db_option = click.option("--db", "db_url", metavar="URL",
-                         help="SQLAlchemy URL (else $LEDBELLY_DATABASE_URL, "
-                              "cfg/database.yml, sqlite:///ledbelly.db).")
-log_dir_option = click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path),
-                              default=Path("log"), show_default=True,
-                              help="Where truncation, undefined-field, error and recovery "
-                                   "logs go.")
-create_option = click.option("--create-missing/--no-create-missing", default=None,
-                             help="Create missing tables (default: only on SQLite).")
-schemas_option = click.option("--schemas", "schema_dir",
-                              type=click.Path(file_okay=False, exists=True, path_type=Path),
-                              help="Schema directory (default ./schemas).")
+from ledbelly.errors import ConfigError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -218,13 +181,7 @@ def demo(count: int, db_url: str, seed: int) -> None:
     run_demo(count, db_url, seed, echo=click.echo)
 
 
-def _register_schema_commands() -> None:
-    from ledbelly.cli.schema import register
-
-    register(main)
-
-
-_register_schema_commands()
+register_schema_commands(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

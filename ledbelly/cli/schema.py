@@ -6,38 +6,19 @@ Each parses its options and calls one function of ``ledbelly.db.ddl`` or ``ledbe
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from ledbelly.cli.options import db_option, reports_errors, schemas_option
 from ledbelly.db.ddl import DIALECTS, DdlOptions, DdlScript, apply, generate, write_script
 from ledbelly.errors import ConfigError
 
-F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_DDL_DIR = Path("sql/ddl")
 DEFAULT_OVERLAY = Path("schemas.local")
 
 
-def _reports_errors(func: F) -> F:
-    """``cli.reports_errors``, looked up when called so either module may be imported first."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ledbelly.cli.main import reports_errors
-
-        return reports_errors(func)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-_db = click.option("--db", "db_url", metavar="URL",
-                   help="SQLAlchemy URL (else $LEDBELLY_DATABASE_URL, cfg/database.yml).")
-_schemas = click.option("--schemas", "schema_dir",
-                        type=click.Path(file_okay=False, exists=True, path_type=Path),
-                        help="Schema directory (default ./schemas).")
 _db_schema = click.option("--schema", "db_schema", metavar="NAME",
                           help="Qualify table names with this database schema "
                                "(default: unqualified, the connection's own).")
@@ -65,7 +46,7 @@ def _catalog(schema_dir: Path | None, overlay: Path | None = None) -> Any:
 @_db_schema
 @click.option("--apply", "do_apply", is_flag=True,
               help="Create the missing tables in --db instead of writing a file.")
-@_db
+@db_option
 @click.option("--drop-existing", is_flag=True,
               help="DROP the tables first (destroys their data).")
 @click.option("--oracle-compat", default="19", show_default=True, metavar="VERSION",
@@ -73,8 +54,8 @@ def _catalog(schema_dir: Path | None, overlay: Path | None = None) -> Any:
                    "below 12.2 limits names to 30 characters.")
 @click.option("--max-identifier-length", type=click.IntRange(16, 255),
               help="Shorten longer names (default: 30 for Oracle before 12.2, 128 after).")
-@_schemas
-@_reports_errors
+@schemas_option
+@reports_errors
 def create_tables(dialect: str | None, fmt: str, output: str, db_schema: str | None,
                   do_apply: bool, db_url: str | None, drop_existing: bool, oracle_compat: str,
                   max_identifier_length: int | None, schema_dir: Path | None) -> None:
@@ -119,13 +100,13 @@ def _echo_names(script: DdlScript) -> None:
 
 
 @click.command("alter-tables")
-@_db
+@db_option
 @click.option("--apply", "do_apply", is_flag=True, help="Run the statements.")
 @click.option("--overlay", type=click.Path(file_okay=False, path_type=Path),
               help="Also bring in the tables of this overlay directory (e.g. schemas.local).")
 @_db_schema
-@_schemas
-@_reports_errors
+@schemas_option
+@reports_errors
 def alter_tables(db_url: str | None, do_apply: bool, overlay: Path | None,
                  db_schema: str | None, schema_dir: Path | None) -> None:
     """Print the DDL that brings the database up to schemas/: new tables, columns, wider types.
@@ -157,14 +138,14 @@ def schema_group() -> None:
 @schema_group.command("suggest")
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("log"), show_default=True)
-@_db
+@db_option
 @click.option("--no-db", is_flag=True, help="Do not read ledbelly_unknown_events.")
 @click.option("--overlay", type=click.Path(file_okay=False, path_type=Path),
               default=DEFAULT_OVERLAY, show_default=True,
               help="Tables added or changed by automatic evolution.")
 @click.option("--output", metavar="FILE|-", default="schema-patch.yml", show_default=True)
-@_schemas
-@_reports_errors
+@schemas_option
+@reports_errors
 def suggest_cmd(log_dir: Path, db_url: str | None, no_db: bool, overlay: Path,
                 output: str, schema_dir: Path | None) -> None:
     """Write a reviewable YAML patch: new columns, longer sizes, tables for unknown events.
@@ -191,8 +172,8 @@ def suggest_cmd(log_dir: Path, db_url: str | None, no_db: bool, overlay: Path,
 
 @schema_group.command("apply")
 @click.argument("patch_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@_schemas
-@_reports_errors
+@schemas_option
+@reports_errors
 def apply_cmd(patch_file: Path, schema_dir: Path | None) -> None:
     """Merge a patch from 'schema suggest' into schemas/ (never narrows a column).
 

@@ -39,16 +39,27 @@ def build_daemon(settings: DaemonSettings, url: URL, log_dir: Path,
     if missing:
         log.warning("%d event tables are missing in %s; their events are stored in "
                     "ledbelly_unknown_events (use --create-missing)", len(missing), safe_url(url))
-    longest_wait = max(q.wait_time_seconds for q in settings.queues)
-    client = sqs_client(settings.aws, read_timeout=longest_wait + 10)
-    bindings = [Binding(SqsSource(client, q), q.concurrency, q.wait_time_seconds,
-                        q.visibility_timeout or None) for q in settings.queues]
+    try:
+        bindings = sqs_bindings(settings)
+    except BaseException:
+        pipeline.close()  # the engine and log files were opened for a daemon that never ran
+        raise
     show_status = is_tty(sys.stderr) if status is None else status
     return Daemon(
         pipeline, bindings,
         settings.worker,
         metrics=Metrics(), notifier=Notifier.from_env(),
         status=StatusLine(sys.stderr) if show_status else None)
+
+
+def sqs_bindings(settings: DaemonSettings) -> list[Binding]:
+    """One binding per configured queue, over one shared SQS client."""
+    if not settings.queues:
+        return []
+    longest_wait = max(q.wait_time_seconds for q in settings.queues)
+    client = sqs_client(settings.aws, read_timeout=longest_wait + 10)
+    return [Binding(SqsSource(client, q), q.concurrency, q.wait_time_seconds,
+                    q.visibility_timeout or None) for q in settings.queues]
 
 
 def run_daemon(daemon: Daemon, settings: DaemonSettings) -> int:

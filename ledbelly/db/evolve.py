@@ -339,6 +339,7 @@ def replay_unknown(sink: Sink, processor: Processor, table: TableDef) -> int:
                 sink.insert_rows(conn, sink.sa_table(sink.catalog.tables[name]), [values])
             sink.insert_rows(conn, ledger, [{
                 "message_id": row.message_id, "event_name": row.event_name,
-                "target_table": outcome.table, "outcome": Kind.INSERTED.value, "processed_at": now}])
+                "target_table": outcome.table, "outcome": Kind.INSERTED.value,
+                "processed_at": now}])
         replayed += 1
     return replayed
