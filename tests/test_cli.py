@@ -9,7 +9,8 @@ from typing import Any
 from click.testing import CliRunner
 
 from conftest import SCHEMAS, canvas_event, engine_for
-from ledbelly.cli.main import EXIT_CONFIG, EXIT_DATABASE, main
+from ledbelly.cli import main
+from ledbelly.cli.options import EXIT_CONFIG, EXIT_DATABASE
 
 
 def _invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Any:
