@@ -1,0 +1,13 @@
+-- Question: how many events of each type came in each hour?
+-- Tables: live_stream (one row per Canvas raw event).
+-- Hours are clock hours of event_time_local (ledbelly's local time zone). Covers the 24 hours up to
+-- the newest event in the table, not up to now, so that it also works on replayed or backfilled
+-- data; use DATEADD(hour, -24, SYSDATETIME()) for the wall clock.
+SELECT
+    DATEADD(hour, DATEDIFF(hour, 0, event_time_local), 0) AS event_hour,
+    event_name,
+    COUNT(*) AS events
+FROM live_stream
+WHERE event_time_local >= DATEADD(hour, -24, (SELECT MAX(event_time_local) FROM live_stream))
+GROUP BY DATEADD(hour, DATEDIFF(hour, 0, event_time_local), 0), event_name
+ORDER BY event_hour, events DESC, event_name;
