@@ -1,7 +1,9 @@
 """IMS Caliper 1.1 format: ``{"sensor", "sendTime", "dataVersion", "data": [event]}``.
 
 Only ``data[0]`` is stored; the envelope fields say nothing about the event. The event
-name comes from the SQS attribute ``event_name``, as Canvas does not put it in the event.
+name comes from the SQS attribute ``event_name``, as Canvas does not put it in the event;
+without it (HTTPS delivery, a bare event given to ``ingest``) the event is routed by its
+content (``caliper_routes``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledbelly.errors import MessageError
+from ledbelly.parsers import caliper_routes
 from ledbelly.parsers.flatten import flatten_caliper
 
 
@@ -19,8 +22,15 @@ def validate(payload: dict[str, Any]) -> None:
 
 
 def event_name(payload: dict[str, Any]) -> str | None:
-    """Without the SQS attribute the Canvas name is unknown: name it by Caliper type/action."""
+    """The Canvas event name routed from the content when there is no SQS attribute.
+
+    What no rule routes (not Canvas's, or an event type newer than the rules) is named by
+    its Caliper type and action, so it is stored as an unknown event rather than lost.
+    """
     event = payload["data"][0]
+    routed = caliper_routes.event_name(event)
+    if routed:
+        return routed
     kind, action = event.get("type"), event.get("action")
     if isinstance(kind, str) and isinstance(action, str):
         return f"caliper:{kind}.{action}"
