@@ -8,6 +8,7 @@ the extension fields the ``ims_`` tables gained: the actor extensions on ``ims_g
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ EXTENSION_COLUMNS = (
     "actor_user_sis_id",
     "actor_real_user_id",
 )
+URN_DIGITS = re.compile(r"^urn:instructure:canvas:.*:(\d+)$")
 QUIET_LOGS = ("ddl-undefined.log", "sql-truncations.log", "data-coercions.log")
 
 
@@ -107,3 +109,10 @@ def test_fixture_lands_whole_through_the_cli(path: Path, db_url: str, tmp_path: 
     for column in checked:
         assert column in row, f"ims_{name} has no column {column}"
         assert str(row[column]) == str(flat[column]), (column, row[column], flat[column])
+    # ``urn_id`` twins (``<URN column without _id>_canvas_id``), where the schema has them
+    for column in (c for c in row if c.endswith("_canvas_id")):
+        base = column[: -len("_canvas_id")]
+        urn = flat.get(base + "_id", flat.get(base))
+        match = URN_DIGITS.match(urn) if isinstance(urn, str) else None
+        expected = int(match.group(1)) if match else None
+        assert row[column] == expected, (column, row[column], urn)
