@@ -124,3 +124,38 @@ def test_urn_kind() -> None:
     assert urn_kind("urn:instructure:canvas:assignment_override:1") == "assignment_override"
     assert urn_kind("http://oxana.instructure.com/") is None
     assert urn_kind(None) is None
+
+
+@pytest.mark.parametrize(
+    ("action", "object_", "name"),
+    [
+        (
+            "Created",
+            {
+                "id": "urn:instructure:canvas:groupMembership:51770000000334455",
+                "type": "Membership",
+            },
+            "group_membership_created",
+        ),
+        (
+            "Deleted",
+            {"id": "urn:instructure:canvas:wikiPage:51770000000000009", "type": "Page"},
+            "wiki_page_deleted",
+        ),
+        (
+            "Modified",
+            {"id": "urn:instructure:canvas:course:51770000000008812", "type": "Document"},
+            "syllabus_updated",
+        ),
+        (
+            "Modified",
+            {"id": "urn:instructure:canvas:attachment:51770000000918273", "type": "Document"},
+            "attachment_updated",
+        ),
+    ],
+)
+def test_events_documented_in_canvas_lms_only(
+    action: str, object_: dict[str, Any], name: str
+) -> None:
+    """group_membership_created and wiki_page_deleted have canvas-lms docs but no local copy."""
+    assert event_name(_canvas_event(action=action, object=object_)) == name
