@@ -249,6 +249,12 @@ class ExtensionHost:
             except Exception as exc:
                 self._failed(ext.name, "stop", exc)
 
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every batch queued so far was handed to ``after_commit``; False if
+        ``timeout`` (seconds) ran out first."""
+        deadline = time.monotonic() + (self.drain_timeout if timeout is None else timeout)
+        return all(w.idle(deadline) for w in list(self._workers.values()))
+
     # ----- hooks --------------------------------------------------------------------------
 
     def before_insert(self, outcomes: list[Outcome]) -> None:
@@ -322,10 +328,25 @@ class _Worker(threading.Thread):
         with contextlib.suppress(queue.Full):  # still busy: the join gives up and says so
             self.queue.put(_STOP, timeout=timeout)
 
+    def idle(self, deadline: float) -> bool:
+        """Wait until every queued batch was handled, or ``deadline`` (monotonic) passed."""
+        with self.queue.all_tasks_done:
+            while self.queue.unfinished_tasks:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.queue.all_tasks_done.wait(left)
+        return True
+
     def run(self) -> None:
-        while (batch := self.queue.get()) is not _STOP:
-            assert isinstance(batch, tuple)
+        while True:
+            batch = self.queue.get()
             try:
+                if batch is _STOP:
+                    return
+                assert isinstance(batch, tuple)
                 self.extension.after_commit(batch)
             except Exception as exc:
                 self.host._failed(self.extension.name, "after_commit", exc)
+            finally:
+                self.queue.task_done()

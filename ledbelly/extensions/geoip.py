@@ -202,13 +202,15 @@ class GeoIp(Extension):
         """The ``led_geo_maxmind`` row for ``ip``; ``None`` if unknown or not an IP."""
         assert self._reader is not None
         try:
-            ipaddress.ip_address(ip)
+            address = ipaddress.ip_address(ip)
         except ValueError:
             self.stats["invalid"] += 1
             return None
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # ::ffff:a.b.c.d is the IPv4 address
         self.stats["looked_up"] += 1
         try:
-            record = self._reader.get(ip)
+            record = self._reader.get(address)
         except ValueError:  # an IPv6 address in an IPv4-only database
             record = None
         if not isinstance(record, Mapping):
@@ -218,7 +220,7 @@ class GeoIp(Extension):
         asn: Any = None
         if self._asn is not None:
             try:
-                asn = self._asn.get(ip)
+                asn = self._asn.get(address)
             except ValueError:
                 asn = None
         return self._fit(geo_row(ip, record, self._locale,
