@@ -17,6 +17,10 @@ from sqlalchemy import text
 from conftest import canvas_event, engine_for
 from ledbelly.cli import main
 from ledbelly.ops.logs import (
+    COERCIONS,
+    ERRORS,
+    RECOVERY_JSONL,
+    RECOVERY_SQL,
     TRUNCATIONS,
     EventLogs,
 )
@@ -183,3 +187,107 @@ def test_summary_of_a_real_ingest_names_each_fix(tmp_path: Path) -> None:
         "  2 x invalid JSON: Expecting value: line N column N (char N) (asset_accessed 1, "
         f"grade_change 1); {replay}",
     ]
+
+
+# ----- logs reset ------------------------------------------------------------------------
+
+
+def test_reset_empties_files_the_daemon_holds_open(tmp_path: Path) -> None:
+    log_dir = tmp_path / "log"
+    logs = EventLogs(log_dir, max_bytes=300, backups=5)  # stays open, as the daemon's do
+    try:
+        for n in range(20):
+            logs.truncation("live_stream", "user_agent", 600 + n, 512)
+        logs.coercion("live_course_created", "created_at", "yesterday", "not a date")
+        logs.error("asset_accessed", "invalid JSON", None, "x")
+        logs.recovery({"MessageId": "m1", "Body": "x"}, None)
+        backups = sorted((p.name for p in log_dir.glob(TRUNCATIONS + ".*")),
+                         key=lambda name: -int(name.rsplit(".", 1)[1]))  # oldest first
+        assert len(backups) >= 2, "the test needs rotated copies"
+        held = sorted(p.name for p in log_dir.iterdir() if not p.suffix[1:].isdigit())
+        assert held == sorted([TRUNCATIONS, COERCIONS, ERRORS, RECOVERY_JSONL,
+                               RECOVERY_SQL])
+
+        out = run_cli("logs", "reset", "--log-dir", str(log_dir)).stdout.splitlines()
+
+        assert sorted(p.name for p in log_dir.iterdir()) == held  # the copies are gone
+        assert all(p.stat().st_size == 0 for p in log_dir.iterdir())
+        assert [line for line in out if line.startswith("removed ")] == [
+            f"removed {log_dir / name}" for name in backups]
+        assert out[-1].startswith("freed ") and out[-1].endswith(" bytes")
+        assert run_cli("logs", "summary", "--log-dir", str(log_dir)).stdout.splitlines()[1] \
+            == "truncations: 0 values cut in 0 columns"
+
+        # The open handler's next line lands at the start of the emptied file, no hole.
+        logs.truncation("live_stream", "user_agent", 700, 512)
+        logs.coercion("live_course_created", "created_at", "today", "not a date")
+    finally:
+        logs.close()
+    lines = (log_dir / TRUNCATIONS).read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1 and lines[0].endswith(" live_stream.user_agent supplied 700, "
+                                                 "expecting 512")
+    assert (log_dir / COERCIONS).read_text(encoding="utf-8").count("\n") == 1
+    assert "\0" not in (log_dir / TRUNCATIONS).read_text(encoding="utf-8")
+    assert not list(log_dir.glob(TRUNCATIONS + ".*"))
+    summary = run_cli("logs", "summary", "--log-dir", str(log_dir)).stdout.splitlines()
+    assert summary[1:3] == [
+        "truncations: 1 value cut in 1 column",
+        f"  live_stream.user_agent: 1 cut, longest 700, column holds 512; fix: ledbelly "
+        f"schema suggest --log-dir {log_dir} (then schema apply, ledbelly alter-tables "
+        "--apply)"]
+
+
+def test_reset_of_an_empty_or_missing_directory_says_so(tmp_path: Path) -> None:
+    out = run_cli("logs", "reset", "--log-dir", str(tmp_path / "nothing")).stdout
+    assert out == "no log files to reset\n"
+
+
+# ----- stats -----------------------------------------------------------------------------
+
+
+def test_stats_counts_rows_and_waiting_messages(db_url: str, tmp_path: Path) -> None:
+    ingest_simulated(tmp_path, db_url, hand_made_lines())
+    report = json.loads(run_cli("stats", "--db", db_url, "--json").stdout)
+    tables = {t["name"]: t for t in report["tables"]}
+    with_rows = [name for name, t in tables.items() if t["newest"] is not None]
+    real = real_counts(db_url, sorted(tables))
+    assert real["ledbelly_messages"] == 508
+    assert {n for n, c in real.items() if c} == set(with_rows)
+    for name, count in real.items():
+        figure = tables[name]["rows"]
+        if report["dialect"] == "sqlite":
+            assert figure == count, name
+        else:  # the statistics' estimates
+            assert tables[name]["estimated"]
+            assert abs(figure - count) <= max(3, count // 5), (name, figure, count)
+    assert report["dead_letters"] == {"asset_accessed": 1, "grade_change": 1}
+    assert report["unknown_events"] == {"totally_new_event": 2}
+    assert len(report["per_minute"]) == 60
+    assert sum(report["per_minute"]) == 508  # all processed within the hour
+    assert tables["live_asset_accessed"]["newest_column"] == "event_time"
+    assert tables["ims_asset_accessed"]["newest_column"] == "eventtime"
+    assert tables["ledbelly_messages"]["newest_column"] == "processed_at"
+
+    lines = run_cli("stats", "--db", db_url).stdout.splitlines()
+    ledger = next(line for line in lines if line.startswith("ledbelly_messages "))
+    assert ledger.split()[1].lstrip("~").replace(",", "") == str(
+        tables["ledbelly_messages"]["rows"])
+    assert any(line.startswith("~ estimate: ") for line in lines)
+    chart = next(line for line in lines if line.startswith("  |"))
+    assert len(chart) == 2 + 62 and chart.endswith("█|")
+    i = lines.index("dead letters waiting: 2")
+    assert lines[i + 1:i + 4] == ["  asset_accessed: 1", "  grade_change: 1",
+                                  "  replay them after the fix: ledbelly ingest "
+                                  "log/sql-recovery.jsonl"]
+    assert "unknown events waiting: 2" in lines
+    assert "  totally_new_event: 2" in lines
+    assert lines[-1].startswith("ledger (ledbelly_messages): ")
+
+
+def test_stats_exact_counts_on_sqlite(sqlite_url: str, tmp_path: Path) -> None:
+    ingest_simulated(tmp_path, sqlite_url)
+    report = json.loads(run_cli("stats", "--db", sqlite_url, "--json", "--exact").stdout)
+    tables = {t["name"]: t for t in report["tables"]}
+    assert not any(t["estimated"] for t in tables.values())
+    assert real_counts(sqlite_url, sorted(tables)) == {n: t["rows"] for n, t in tables.items()}
+    assert report["count_method"] == "COUNT(*) per table (exact)"

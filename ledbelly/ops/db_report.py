@@ -171,7 +171,7 @@ def _primary_keys(conn: Connection, names: Sequence[str]) -> dict[str, str]:
 
 
 def _time_columns(conn: Connection, names: Sequence[str]) -> dict[str, list[str]]:
-    """Which of event_time, processed_at, received_at, failed_at each table has."""
+    """Which of ``_NEWEST_COLUMNS`` each table has, in that order of preference."""
     wanted = set(_NEWEST_COLUMNS)
     out: dict[str, list[str]] = {}
     if conn.dialect.name == "sqlite":
@@ -181,8 +181,8 @@ def _time_columns(conn: Connection, names: Sequence[str]) -> dict[str, list[str]
         return out
     rows = conn.execute(text(
         "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "
-        + _schema_expr(conn) + " AND column_name IN ('event_time', 'processed_at', "
-        "'received_at', 'failed_at')"))
+        + _schema_expr(conn) + " AND column_name IN ("
+        + ", ".join(f"'{c}'" for c in _NEWEST_COLUMNS) + ")"))
     found: dict[str, set[str]] = {}
     for table_name, column_name in rows:
         if column_name in wanted:
@@ -207,13 +207,13 @@ def _row_figures(conn: Connection, names: Sequence[str]
         for name, reltuples, live in rows:
             figure = int(live) if live else max(0, int(reltuples or 0))
             out[str(name)] = (figure, True)
-        return out, "estimates from pg_stat_user_tables.n_live_tup (else pg_class.reltuples)"
+        return out, "pg_stat_user_tables.n_live_tup (else pg_class.reltuples)"
     if dialect in ("mysql", "mariadb"):
         rows = conn.execute(text(
             "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES "
             "WHERE TABLE_SCHEMA = DATABASE()"))
         return ({str(n): (int(r or 0), True) for n, r in rows},
-                "estimates from information_schema.TABLES.TABLE_ROWS")
+                "information_schema.TABLES.TABLE_ROWS (InnoDB's sampled estimate)")
     if dialect == "sqlite":
         out = {}
         for name in names:
@@ -435,10 +435,11 @@ def render_stats(stats: DbStats, show_empty: bool = False) -> str:
     if stats.unknown_events:
         out.append("  tables for them: ledbelly schema suggest")
     if stats.table(LEDGER) is not None:
+        size = "" if stats.ledger_bytes is None else f", {_bytes(stats.ledger_bytes)}"
+        whole = "" if stats.database_bytes is None else \
+            f"; database {_bytes(stats.database_bytes)}"
         out.append(f"ledger ({LEDGER}): {_figure(stats.ledger_rows, stats.ledger_estimated)} "
-                   f"messages, {_bytes(stats.ledger_bytes)}"
-                   + (f"; database {_bytes(stats.database_bytes)}"
-                      if stats.database_bytes is not None else ""))
+                   f"messages{size}{whole}")
     out += [f"note: {n}" for n in stats.notes]
     return "\n".join(out) + "\n"
 
