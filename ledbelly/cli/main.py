@@ -182,6 +182,7 @@ def demo(count: int, db_url: str, seed: int) -> None:
 
 
 register_schema_commands(main)
+__import__("ledbelly.cli.ops", fromlist=["register"]).register(main)  # logs, stats
 
 if __name__ == "__main__":  # pragma: no cover
     main()
