@@ -26,16 +26,18 @@ in MaxMind's databases and stay NULL, as in LEDbelly.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Engine, Table, insert, select
+from sqlalchemy import Connection, Engine, Table, insert, select, text
 from sqlalchemy import exc as sa_exc
 
 from ledbelly.errors import ConfigError
@@ -55,6 +57,9 @@ DEFAULT_DATABASES: Final = (
 )
 _OPTIONS: Final = frozenset(["database", "asn_database", "locale", "cache_size"])
 _CHUNK: Final = 500  # IPs per existence check (bind-parameter limits)
+_LOCK_NAME: Final = "ledbelly.led_geo_maxmind"
+_LOCK_KEY: Final = int.from_bytes(b"ledgeoip", "big") & 0x7FFF_FFFF_FFFF_FFFF
+_LOCK_WAIT: Final = 30
 log = logging.getLogger("ledbelly.extensions.geoip")
 
 
@@ -236,10 +241,10 @@ class GeoIp(Extension):
 
     def _insert(self, rows: dict[str, dict[str, Any]]) -> int:
         """One insert for the IPs not in the table yet; a conflict costs a row, not all."""
-        assert self._engine is not None and self._table is not None
+        assert self._table is not None
         table = self._table
         try:
-            with self._engine.begin() as conn:
+            with self._transaction() as conn:
                 ips = list(rows)
                 present: set[str] = set()
                 for i in range(0, len(ips), _CHUNK):
@@ -248,11 +253,11 @@ class GeoIp(Extension):
                 new = [row for ip, row in rows.items() if ip not in present]
                 if new:
                     conn.execute(insert(table), new)
-        except sa_exc.IntegrityError:  # another writer got there first, under a unique index
+        except sa_exc.IntegrityError:  # under a unique index a DBA added
             new = []
             for ip, row in rows.items():
                 try:
-                    with self._engine.begin() as conn:
+                    with self._transaction() as conn:
                         if conn.execute(select(table.c.ip).where(table.c.ip == ip)).first():
                             continue
                         conn.execute(insert(table), row)
@@ -261,6 +266,35 @@ class GeoIp(Extension):
                     continue
         self.stats["stored"] += len(new)
         return len(new)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """A transaction that holds the geoip lock on PostgreSQL and MySQL/MariaDB.
+
+        Two processes (``ingest``'s workers, two daemons) that see the same new IP then
+        check and insert one after the other, so the IP is stored once. The lock is
+        released at the end of the transaction (PostgreSQL) or right after it (MySQL).
+        """
+        assert self._engine is not None
+        with self._engine.connect() as conn:
+            dialect = conn.dialect.name
+            named = dialect in ("mysql", "mariadb")
+            if named:
+                got = conn.execute(text("SELECT GET_LOCK(:n, :t)"),
+                                   {"n": _LOCK_NAME, "t": _LOCK_WAIT}).scalar()
+                conn.commit()
+                if got != 1:
+                    raise TimeoutError(f"geoip: lock {_LOCK_NAME} not granted in {_LOCK_WAIT} s")
+            try:
+                with conn.begin():
+                    if dialect == "postgresql":
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+                    yield conn
+            finally:
+                if named:
+                    with contextlib.suppress(sa_exc.SQLAlchemyError):
+                        conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": _LOCK_NAME})
+                        conn.commit()
 
 
 def client_ips(outcomes: Iterable[Outcome]) -> set[str]:
