@@ -208,6 +208,81 @@ class Metrics:
                 lines.append(sample(PREFIX + name, value))
         return "\n".join(lines) + "\n"
 
+    # ----- the HTTPS intake: its numbers live apart, made on first use -------------------
+
+    def _intake(self) -> _IntakeCounters:
+        """The intake's counters (call with the lock held); a daemon without it has none."""
+        counters: _IntakeCounters | None = self.__dict__.get("_intake_counters")
+        if counters is None:
+            counters = self.__dict__["_intake_counters"] = _IntakeCounters()
+        return counters
+
+    def record_https_request(self, status: int, seconds: float | None = None) -> None:
+        """One answered POST by HTTP status; ``seconds`` from arrival to commit for 2xx."""
+        with self._lock:
+            counters = self._intake()
+            counters.requests[status] = counters.requests.get(status, 0) + 1
+            if seconds is not None:
+                counters.commit_seconds.observe(seconds)
+
+    def record_https_rejection(self, reason: str) -> None:
+        """One request refused by verification (bad signature, expired, unknown kid...)."""
+        with self._lock:
+            counters = self._intake()
+            counters.rejections[reason] = counters.rejections.get(reason, 0) + 1
+
+    def record_jwks_fetch(self, ok: bool) -> None:
+        """One fetch of the signing keys, and whether it worked."""
+        with self._lock:
+            counters = self._intake()
+            key = "ok" if ok else "failed"
+            counters.jwks_fetches[key] = counters.jwks_fetches.get(key, 0) + 1
+
+    def https_snapshot(self) -> dict[str, Any]:
+        """The intake's numbers: requests by status, rejections by reason, commit latency."""
+        with self._lock:
+            c = self._intake()
+            return {"requests": dict(c.requests), "rejections": dict(c.rejections),
+                    "jwks_fetches": dict(c.jwks_fetches),
+                    "committed": c.commit_seconds.count,
+                    "commit_seconds_sum": c.commit_seconds.sum}
+
+    def render_https(self) -> str:
+        """The intake's series in exposition format; empty when there is no intake."""
+        with self._lock:
+            c: _IntakeCounters | None = self.__dict__.get("_intake_counters")
+            if c is None:
+                return ""
+            lines = header(f"{PREFIX}https_requests_total", "counter",
+                           "POSTs to the HTTPS intake, by the HTTP status answered.")
+            for status, n in sorted(c.requests.items()):
+                lines.append(sample(f"{PREFIX}https_requests_total", n,
+                                    [("status", str(status))]))
+            lines += header(f"{PREFIX}https_rejections_total", "counter",
+                            "Requests refused by signature verification, by reason.")
+            for reason, n in sorted(c.rejections.items()):
+                lines.append(sample(f"{PREFIX}https_rejections_total", n,
+                                    [("reason", reason)]))
+            lines += header(f"{PREFIX}https_jwks_fetches_total", "counter",
+                            "Fetches of the JWKS, by result.")
+            for result, n in sorted(c.jwks_fetches.items()):
+                lines.append(sample(f"{PREFIX}https_jwks_fetches_total", n,
+                                    [("result", result)]))
+            lines += header(f"{PREFIX}https_commit_seconds", "histogram",
+                            "Seconds from a POST's arrival to its commit, for 2xx answers.")
+            lines += c.commit_seconds.lines(f"{PREFIX}https_commit_seconds")
+        return "\n".join(lines) + "\n"
+
+
+class _IntakeCounters:
+    """The HTTPS intake's counters; guarded by ``Metrics._lock``."""
+
+    def __init__(self) -> None:
+        self.requests: dict[int, int] = {}
+        self.rejections: dict[str, int] = {}
+        self.jwks_fetches: dict[str, int] = {}
+        self.commit_seconds = Histogram(INSERT_SECONDS_BUCKETS)
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a slow scraper must not hold up stop()
