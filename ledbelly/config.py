@@ -2,11 +2,13 @@
 
 LEDbelly's keys (``aws.region``, ``aws.access_key_id``, ``aws.secret_access_key``,
 ``concurrency``, ``delay``, ``queues``) keep working; Shoryuken-only keys (``logfile``,
-``pidfile``) are accepted and ignored.
+``pidfile``) are accepted and ignored. An ``https:`` section (``cfg/https.yml.example``)
+runs the intake for Canvas's HTTPS delivery, instead of or beside the SQS queues.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,16 @@ _TOP_KEYS = {
     "dead_letter_policy", "metrics_port", "metrics_host", "log_format", "log_file", "log_level",
     "live_stream", "time_zone", "schema_evolution", "writers", "database", "log_dir",
 }
+_SECTIONS = {"https"}  # documented in their own example file (cfg/https.yml.example)
+# Instructure's documented JWKS for signed HTTPS Live Events (data_service_setup.md).
+CANVAS_JWKS_URL = "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks"
+CANVAS_TIMEOUT = 15.0  # Canvas gives up on a delivery after this long without an answer
+_HTTPS_KEYS = {
+    "listen", "path", "require_signature", "jwks_url", "issuer", "tls_cert", "tls_key",
+    "max_body_bytes", "response_timeout", "allow_from", "jwks_refresh_interval",
+    "jwks_max_age", "jwks_timeout", "leeway", "max_pending",
+}
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,36 @@ class AwsSettings:
 
 
 @dataclass(frozen=True)
+class HttpsSettings:
+    """The HTTPS intake: where it listens and how it checks what Canvas posts."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    path: str = "/live-events"
+    require_signature: bool = True
+    jwks_url: str = CANVAS_JWKS_URL
+    issuer: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_body_bytes: int = 1_048_576
+    response_timeout: float = 10.0
+    allow_from: tuple[IpNetwork, ...] = ()
+    jwks_refresh_interval: float = 60.0
+    jwks_max_age: float = 3600.0
+    jwks_timeout: float = 5.0
+    leeway: float = 60.0
+    max_pending: int = 1000
+
+    @property
+    def listen(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+
+@dataclass(frozen=True)
 class WorkerOptions:
     """How the daemon batches, holds, and stops: the ``worker`` part of the settings."""
 
@@ -75,7 +117,7 @@ class WorkerOptions:
 class DaemonSettings:
     """Everything ``ledbelly run`` needs beyond the database."""
 
-    queues: tuple[QueueSettings, ...]
+    queues: tuple[QueueSettings, ...] = ()
     aws: AwsSettings = field(default_factory=AwsSettings)
     worker: WorkerOptions = field(default_factory=WorkerOptions)
     metrics_port: int | None = None
@@ -88,6 +130,7 @@ class DaemonSettings:
     schema_evolution: str = "off"
     database: Path | None = None
     log_dir: Path | None = None
+    https: HttpsSettings | None = None
 
 
 def _int(doc: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
@@ -143,10 +186,95 @@ def _queues(doc: dict[str, Any], concurrency: int, wait: int, visibility: int
     return tuple(out)
 
 
+def _listen(value: Any) -> tuple[str, int]:
+    """``host:port`` or ``[v6 address]:port``."""
+    text = str(value).strip() if isinstance(value, str | int) else ""
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"https.listen must be host:port (e.g. 0.0.0.0:8443 or [::]:8443), "
+                          f"got {value!r}")
+    return host, int(port)
+
+
+def _file(doc: dict[str, Any], key: str) -> Path | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"https.{key} must be a file path, got {value!r}")
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"https.{key}: no such file: {path}")
+    return path
+
+
+def _networks(value: Any) -> tuple[IpNetwork, ...]:
+    items = [value] if isinstance(value, str) else value
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise ConfigError(f"https.allow_from must list networks (e.g. 10.0.0.0/8), got {value!r}")
+    out: list[IpNetwork] = []
+    for item in items:
+        try:
+            out.append(ipaddress.ip_network(str(item), strict=False))
+        except ValueError:
+            raise ConfigError(f"https.allow_from: {item!r} is not an IP address or network"
+                              ) from None
+    return tuple(out)
+
+
+def https_settings_from_dict(doc: Any) -> HttpsSettings:
+    """The ``https:`` section, every key checked; messages name the key as ``https.<key>``."""
+    if doc is None or doc is True:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ConfigError("https must be a mapping of settings (see cfg/https.yml.example)")
+    unknown = set(doc) - _HTTPS_KEYS
+    if unknown:
+        raise ConfigError(f"unknown https settings {sorted(unknown)}; "
+                          "see cfg/https.yml.example")
+    section = {f"https.{k}": v for k, v in doc.items()}
+
+    def num(key: str, default: float, lo: float, hi: float) -> float:
+        return _float(section, f"https.{key}", default, lo, hi)
+
+    host, port = _listen(doc.get("listen", "127.0.0.1:8080"))
+    path = doc.get("path", "/live-events")
+    if not isinstance(path, str) or not path.startswith("/") or any(c in path for c in "?# "):
+        raise ConfigError(f"https.path must be a URL path starting with /, got {path!r}")
+    require_signature = doc.get("require_signature", True)
+    if not isinstance(require_signature, bool):
+        raise ConfigError(f"https.require_signature must be true or false, "
+                          f"got {require_signature!r}")
+    jwks_url = doc.get("jwks_url") or CANVAS_JWKS_URL
+    if not isinstance(jwks_url, str) or not jwks_url.startswith(("https://", "http://")):
+        raise ConfigError(f"https.jwks_url must be an http(s) URL, got {jwks_url!r}")
+    issuer = doc.get("issuer")
+    if issuer is not None and (not isinstance(issuer, str) or not issuer):
+        raise ConfigError(f"https.issuer must be a string, got {issuer!r}")
+    tls_cert, tls_key = _file(doc, "tls_cert"), _file(doc, "tls_key")
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("https.tls_cert and https.tls_key go together")
+    return HttpsSettings(
+        host=host, port=port, path=path.rstrip("/") or "/",
+        require_signature=require_signature, jwks_url=jwks_url, issuer=issuer,
+        tls_cert=tls_cert, tls_key=tls_key,
+        max_body_bytes=_int(section, "https.max_body_bytes", 1_048_576, 1024, 64 * 1024**2),
+        response_timeout=num("response_timeout", 10.0, 0.1, CANVAS_TIMEOUT - 1),
+        allow_from=_networks(doc.get("allow_from")),
+        jwks_refresh_interval=num("jwks_refresh_interval", 60.0, 0.0, 86400),
+        jwks_max_age=num("jwks_max_age", 3600.0, 1.0, 7 * 86400),
+        jwks_timeout=num("jwks_timeout", 5.0, 0.1, 60),
+        leeway=num("leeway", 60.0, 0.0, 3600),
+        max_pending=_int(section, "https.max_pending", 1000, 1, 100_000))
+
+
 def daemon_settings_from_dict(doc: Any) -> DaemonSettings:
     if not isinstance(doc, dict):
         raise ConfigError("the SQS configuration must be a mapping of settings")
-    unknown = set(doc) - _TOP_KEYS - _IGNORED
+    unknown = set(doc) - _TOP_KEYS - _SECTIONS - _IGNORED
     if unknown:
         raise ConfigError(f"unknown settings {sorted(unknown)}; see cfg/sqs.yml.example")
     aws_doc = doc.get("aws") or {}
@@ -167,8 +295,14 @@ def daemon_settings_from_dict(doc: Any) -> DaemonSettings:
     if metrics_port is not None and (not isinstance(metrics_port, int)
                                      or not 0 <= metrics_port <= 65535):
         raise ConfigError(f"metrics_port must be a port number, got {metrics_port!r}")
+    https = https_settings_from_dict(doc["https"]) if "https" in doc else None
+    if https is None and "queues" not in doc:
+        raise ConfigError("give queues (SQS), an https section (Canvas's HTTPS delivery), "
+                          "or both")
+    queues = _queues(doc, concurrency, wait, visibility) if "queues" in doc else ()
     return DaemonSettings(
-        queues=_queues(doc, concurrency, wait, visibility),
+        queues=queues,
+        https=https,
         aws=aws,
         worker=WorkerOptions(
             delay=_float(doc, "delay", 0.0, 0, 3600),

@@ -14,6 +14,7 @@ from sqlalchemy import URL
 from ledbelly.config import DaemonSettings
 from ledbelly.daemon.worker import Binding, Daemon
 from ledbelly.db.engine import safe_url
+from ledbelly.errors import ConfigError
 from ledbelly.ops.metrics import Metrics, MetricsServer
 from ledbelly.ops.notify import Notifier
 from ledbelly.ops.status import StatusLine, is_tty
@@ -39,16 +40,21 @@ def build_daemon(settings: DaemonSettings, url: URL, log_dir: Path,
     if missing:
         log.warning("%d event tables are missing in %s; their events are stored in "
                     "ledbelly_unknown_events (use --create-missing)", len(missing), safe_url(url))
+    metrics = Metrics()
+    bindings: list[Binding] = []
     try:
-        bindings = sqs_bindings(settings)
+        bindings += sqs_bindings(settings)
+        bindings += https_bindings(settings, metrics)
     except BaseException:
+        for b in bindings:
+            b.source.close()
         pipeline.close()  # the engine and log files were opened for a daemon that never ran
         raise
     show_status = is_tty(sys.stderr) if status is None else status
     return Daemon(
         pipeline, bindings,
         settings.worker,
-        metrics=Metrics(), notifier=Notifier.from_env(),
+        metrics=metrics, notifier=Notifier.from_env(),
         status=StatusLine(sys.stderr) if show_status else None)
 
 
@@ -60,6 +66,24 @@ def sqs_bindings(settings: DaemonSettings) -> list[Binding]:
     client = sqs_client(settings.aws, read_timeout=longest_wait + 10)
     return [Binding(SqsSource(client, q), q.concurrency, q.wait_time_seconds,
                     q.visibility_timeout or None) for q in settings.queues]
+
+
+def https_bindings(settings: DaemonSettings, metrics: Metrics) -> list[Binding]:
+    """The HTTPS intake, listening already, when the configuration has an ``https:`` section.
+
+    One poller suffices: it only moves requests from memory to the writers. There is no
+    visibility to extend: a request waits for its commit, bounded by ``response_timeout``.
+    """
+    if settings.https is None:
+        return []
+    try:
+        from ledbelly.sources.https import HttpsSource
+    except ImportError as exc:
+        raise ConfigError(f"the https section needs the https extra ({exc.name} is missing): "
+                          "pip install 'ledbelly[https]'") from None
+    source = HttpsSource(settings.https, metrics)
+    source.start()
+    return [Binding(source, concurrency=1, wait_seconds=1, visibility_timeout=None)]
 
 
 def run_daemon(daemon: Daemon, settings: DaemonSettings) -> int:
@@ -77,6 +101,10 @@ def run_daemon(daemon: Daemon, settings: DaemonSettings) -> int:
                         "their visibility timeout")
             os._exit(EXIT_FORCED)
         log.info("received %s", signal.Signals(signum).name)
+        for b in daemon.bindings:  # the HTTPS intake stops listening at once
+            stop_accepting = getattr(b.source, "stop_accepting", None)
+            if stop_accepting is not None:
+                stop_accepting()
         daemon.stop()
 
     signal.signal(signal.SIGTERM, on_signal)

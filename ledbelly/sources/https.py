@@ -1,0 +1,447 @@
+"""Canvas's HTTPS delivery behind the ``Source`` interface: one POST per event.
+
+Canvas Data Services can POST each Live Event to an HTTPS endpoint instead of sending it
+to SQS; with "Sign Payload" the body is an RS256 JWT whose claims hold the event. It
+retries a delivery that does not get a 2xx within 15 seconds. So a POST is answered 2xx
+only once its event has committed, in the daemon's ordinary batches: the handler puts
+the event on a queue that the daemon's poller drains with ``receive``, and waits until
+the writer calls ``ack`` (200) or ``release`` (503), or until ``response_timeout`` (503).
+A retried POST carries the same event and so the same ledger key (``event_message_id``):
+the ledger skips it and it is answered 200 again.
+
+The HTTP server (uvicorn running a starlette app) lives in its own thread and event loop;
+``close`` stops it and joins that thread. Nothing a client sends is stored unless it is a
+verified event (signed) or a well-formed event (signatures off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ipaddress
+import itertools
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ledbelly import parsers
+from ledbelly.config import HttpsSettings
+from ledbelly.errors import ConfigError, MessageError
+from ledbelly.message import Message, message_id_for
+from ledbelly.ops.metrics import Metrics
+from ledbelly.parsers import caliper_routes
+from ledbelly.sources.jwt_verify import (
+    JwksCache,
+    JwtVerifier,
+    KeysUnavailable,
+    VerificationError,
+)
+
+log = logging.getLogger("ledbelly.https")
+
+# Registered JWT claims (RFC 7519): the envelope of the signature, not part of the event.
+JWT_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti"})
+LOG_EVERY = 60.0  # a refusal reason is logged at most once a minute, with a count
+START_TIMEOUT = 10.0
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class _Refusal(Exception):
+    """An answer other than 2xx, decided before the event reaches the queue."""
+
+    def __init__(self, status: int, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.reason, self.detail = status, reason, detail
+
+
+@dataclass
+class _Pending:
+    """A request waiting for its message to commit."""
+
+    message: Message
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[int]
+    handed_out: bool = False
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys and no spaces, so the same event always gives the same bytes."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer beyond 64 bits
+        return json.dumps(value, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def event_message_id(payload: Any) -> str:
+    """The ledger key of an event delivered over HTTPS, the same on every retry.
+
+    A Caliper event's own ``id`` (a ``urn:uuid:``); otherwise (Canvas raw, or anything
+    not an event) the SHA-256 of the canonical JSON of the payload.
+    """
+    ident = None
+    if isinstance(payload, dict):
+        data = payload.get("data")
+        if isinstance(data, list) and data and isinstance(data[0], dict):
+            ident = data[0].get("id")
+    return message_id_for(ident, canonical_json(payload))
+
+
+def known_event_name(payload: dict[str, Any]) -> str | None:
+    """The event's name when the event itself says it (Canvas raw) or routing finds it."""
+    try:
+        if parsers.detect_format(payload) == parsers.CANVAS:
+            name = payload.get("metadata", {}).get("event_name")
+            return name if isinstance(name, str) and name else None
+        data = payload.get("data")
+        if isinstance(data, list) and data and isinstance(data[0], dict):
+            return caliper_routes.event_name(data[0])
+    except (MessageError, AttributeError):
+        pass
+    return None
+
+
+def check_event(payload: Any) -> None:
+    """Raise ``MessageError`` unless ``payload`` is a Canvas raw event or Caliper envelope."""
+    fmt = parsers.detect_format(payload)
+    (parsers.canvas_raw if fmt == parsers.CANVAS else parsers.caliper).validate(payload)
+
+
+def event_from_claims(claims: dict[str, Any]) -> Any:
+    """The event the JWT carries: the claims less the registered ones, or a lone wrapped
+    event. Canvas documents only "the live event data in the claims"; both are accepted.
+    What is neither is returned as it is and becomes a dead letter."""
+    rest = {k: v for k, v in claims.items() if k not in JWT_CLAIMS}
+    for candidate in (rest, *rest.values()):
+        try:
+            check_event(candidate)
+            return candidate
+        except MessageError:
+            continue
+    return rest
+
+
+def looks_like_jwt(body: bytes) -> bool:
+    parts = body.split(b".")
+    return len(parts) == 3 and all(p and _B64URL.issuperset(p) for p in parts[:2])
+
+
+_B64URL = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=")
+
+
+class _RateLimitedLog:
+    """One warning per reason per ``LOG_EVERY`` seconds, saying how many were not logged."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._quiet: dict[str, int] = {}
+
+    def warning(self, reason: str, text: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(reason, float("-inf")) < LOG_EVERY:
+                self._quiet[reason] = self._quiet.get(reason, 0) + 1
+                return
+            self._last[reason] = now
+            quiet = self._quiet.pop(reason, 0)
+        suffix = f" ({quiet} more like it not logged)" if quiet else ""
+        log.warning("%s%s", text, suffix)
+
+
+class HttpsSource:
+    """An HTTP(S) intake that hands verified events to the daemon and answers on commit."""
+
+    def __init__(self, settings: HttpsSettings, metrics: Metrics | None = None,
+                 verifier: JwtVerifier | None = None, name: str = "https") -> None:
+        self.name = name
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        if verifier is None:
+            verifier = JwtVerifier(
+                JwksCache(settings.jwks_url, timeout=settings.jwks_timeout,
+                          refresh_interval=settings.jwks_refresh_interval,
+                          max_age=settings.jwks_max_age,
+                          on_fetch=self.metrics.record_jwks_fetch),
+                issuer=settings.issuer, leeway=settings.leeway)
+        self.verifier = verifier
+        self._cond = threading.Condition()
+        self._queue: collections.deque[str] = collections.deque()
+        self._pending: dict[str, _Pending] = {}
+        self._tokens = itertools.count(1)
+        self._closing = False
+        self._refusals = _RateLimitedLog()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self._failure: BaseException | None = None
+        self.port = settings.port
+        self._app = Starlette(routes=[Route(settings.path, self._post, methods=["POST"])])
+
+    # ----- life cycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind and serve; a bad address or certificate raises ``ConfigError`` here."""
+        s = self.settings
+        family = socket.AF_INET6 if ":" in s.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((s.host, s.port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(f"https.listen {s.listen}: cannot listen there: "
+                              f"{exc.strerror or exc}") from None
+        self._socket = sock
+        self.port = int(sock.getsockname()[1])
+        config = uvicorn.Config(
+            self._asgi, interface="asgi3", log_config=None, access_log=False, lifespan="off",
+            proxy_headers=False, server_header=False, date_header=True,
+            ssl_certfile=str(s.tls_cert) if s.tls_cert else None,
+            ssl_keyfile=str(s.tls_key) if s.tls_key else None,
+            limit_concurrency=s.max_pending + 50,
+            timeout_graceful_shutdown=int(s.response_timeout) + 2)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._serve, name="ledbelly-https",
+                                        daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._server.started and self._thread.is_alive():
+            if time.monotonic() > deadline:
+                raise ConfigError(f"the HTTPS intake did not start within {START_TIMEOUT} s")
+            self._thread.join(0.01)
+        if not self._server.started:
+            raise ConfigError(f"the HTTPS intake could not start: {self._failure}")
+        log.info("HTTPS intake on %s://%s%s (signatures %s)",
+                 "https" if s.tls else "http",
+                 f"[{s.host}]:{self.port}" if ":" in s.host else f"{s.host}:{self.port}",
+                 s.path, "required" if s.require_signature else "NOT required")
+        if not s.require_signature and not s.allow_from:
+            log.warning("https.require_signature is false and https.allow_from is empty: "
+                        "anyone who can reach %s can store events; set allow_from", s.listen)
+
+    def _serve(self) -> None:
+        assert self._server is not None and self._socket is not None
+        try:
+            asyncio.run(self._server.serve(sockets=[self._socket]))
+        except BaseException as exc:  # an unreadable certificate, say: start() reports it
+            self._failure = exc
+            log.debug("HTTPS server thread ended: %r", exc)
+        finally:
+            self._socket.close()
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket; requests in flight still get their answers."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._server is not None:
+            self._server.should_exit = True
+
+    def close(self) -> None:
+        """Answer whatever is still waiting with 503, stop the server, join its thread."""
+        self.stop_accepting()
+        with self._cond:
+            left = list(self._pending.values())
+            self._pending.clear()
+            self._queue.clear()
+        for p in left:
+            _settle(p, 503)
+        if self._thread is not None:
+            self._thread.join(timeout=self.settings.response_timeout + 5)
+            if self._thread.is_alive():
+                log.warning("the HTTPS server thread did not stop in time")
+
+    # ----- the Source interface -----------------------------------------------------------
+
+    def receive(self, max_messages: int, wait_seconds: float) -> list[Message]:
+        """Queued events, waiting at most ``wait_seconds`` for the first."""
+        out: list[Message] = []
+        with self._cond:
+            if not self._queue and not self._closing:
+                self._cond.wait(timeout=wait_seconds)
+            while self._queue and len(out) < max_messages:
+                pending = self._pending.get(self._queue.popleft())
+                if pending is not None:  # None: its request already timed out
+                    pending.handed_out = True
+                    out.append(pending.message)
+        return out
+
+    def ack(self, messages: Sequence[Message]) -> list[Message]:
+        """Committed (rows, unknown event, dead letter or duplicate): answer 200."""
+        self._answer(messages, 200)
+        return []
+
+    def release(self, messages: Sequence[Message]) -> None:
+        """Not committed: answer 503 so Canvas delivers it again."""
+        self._answer(messages, 503)
+
+    def extend(self, messages: Sequence[Message], seconds: int) -> None:
+        """Nothing to extend: a request waits for its answer, bounded by response_timeout."""
+
+    def _answer(self, messages: Sequence[Message], status: int) -> None:
+        with self._cond:
+            done = [p for m in messages if (p := self._pending.pop(str(m.handle), None))]
+        for p in done:
+            _settle(p, status)
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for their commit."""
+        with self._cond:
+            return len(self._pending)
+
+    # ----- HTTP ---------------------------------------------------------------------------
+
+    async def _asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The allow_from check, then the app."""
+        if scope["type"] == "http" and self.settings.allow_from:
+            client = scope.get("client")
+            if not client or not _allowed(str(client[0]), self.settings):
+                self._refused(_Refusal(403, "not_allowed",
+                                       "the client is not in https.allow_from"), client)
+                await _plain(403, "forbidden\n")(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+    async def _post(self, request: Request) -> Response:
+        arrived = time.monotonic()
+        try:
+            body = await self._read(request, arrived + self.settings.response_timeout)
+            message = await self._message(body)
+            status = await self._commit(message, arrived)
+        except _Refusal as refusal:
+            if refusal.status in (401, 403):
+                self._refused(refusal, request.client)
+            self.metrics.record_https_request(refusal.status)
+            headers = {"Connection": "close"} if refusal.status in (408, 413) else None
+            return JSONResponse({"error": refusal.detail}, refusal.status, headers=headers)
+        if status == 200:
+            self.metrics.record_https_request(200, time.monotonic() - arrived)
+            return JSONResponse({"status": "stored", "id": message.message_id})
+        self.metrics.record_https_request(status)
+        return JSONResponse({"error": "not stored yet; deliver it again"}, status,
+                            headers={"Retry-After": "5"})
+
+    async def _read(self, request: Request, deadline: float) -> bytes:
+        """The body, refusing one over max_body_bytes as soon as that is known."""
+        limit = self.settings.max_body_bytes
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            raise _Refusal(413, "too_large", f"the body is over {limit} bytes")
+        body = bytearray()
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > limit:
+                        raise _Refusal(413, "too_large", f"the body is over {limit} bytes")
+        except TimeoutError:
+            raise _Refusal(408, "slow_body", "the body did not arrive in time") from None
+        return bytes(body)
+
+    async def _message(self, body: bytes) -> Message:
+        """The message to store; a refusal for what must not be stored."""
+        if self._closing:
+            raise _Refusal(503, "stopping", "shutting down; deliver it again")
+        text = body.strip()
+        if looks_like_jwt(text):
+            try:
+                claims = await run_in_threadpool(self.verifier.verify, text.decode("ascii"))
+            except VerificationError as exc:
+                raise _Refusal(401, exc.reason, exc.detail) from None
+            except KeysUnavailable as exc:
+                log.warning("cannot verify signatures: %s", exc)
+                raise _Refusal(503, "jwks_unavailable",
+                               "the signing keys are unavailable; deliver it again") from None
+            payload = event_from_claims(claims)
+            return self._new_message(payload, canonical_json(payload).decode("utf-8"))
+        if self.settings.require_signature:
+            raise _Refusal(401, "unsigned", "a signed JWT is required (turn on Sign Payload)")
+        try:
+            decoded = text.decode("utf-8")
+            payload = parsers.decode(decoded)
+            check_event(payload)
+        except (UnicodeDecodeError, MessageError) as exc:
+            raise _Refusal(400, "not_an_event", f"not a Live Event: {exc}") from None
+        return self._new_message(payload, decoded)
+
+    def _new_message(self, payload: Any, body: str) -> Message:
+        attributes: dict[str, str] = {}
+        name = known_event_name(payload) if isinstance(payload, dict) else None
+        if name:
+            attributes["event_name"] = name
+        return Message(event_message_id(payload), body, attributes,
+                       payload=payload if isinstance(payload, dict) else None,
+                       handle=f"h{next(self._tokens)}", queue=self.name)
+
+    async def _commit(self, message: Message, arrived: float) -> int:
+        """Queue the message and wait for its commit: 200, or 503 when it did not happen."""
+        loop = asyncio.get_running_loop()
+        pending = _Pending(message, loop, loop.create_future())
+        handle = str(message.handle)
+        with self._cond:
+            if self._closing:
+                raise _Refusal(503, "stopping", "shutting down; deliver it again")
+            if len(self._pending) >= self.settings.max_pending:
+                raise _Refusal(503, "busy", "too many deliveries waiting; deliver it again")
+            self._pending[handle] = pending
+            self._queue.append(handle)
+            self._cond.notify()
+        left = arrived + self.settings.response_timeout - time.monotonic()
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.future), max(0.0, left))
+        except TimeoutError:
+            with self._cond:
+                mine = self._pending.pop(handle, None)
+                if mine is not None and not mine.handed_out:
+                    self._queue.remove(handle)
+            if mine is None:  # answered just now, from another thread
+                return await pending.future
+            return 503
+
+    def _refused(self, refusal: _Refusal, client: Any) -> None:
+        """Count and (rate-limited) log a refusal; the body is never logged."""
+        self.metrics.record_https_rejection(refusal.reason)
+        peer = client[0] if client else "?"
+        self._refusals.warning(refusal.reason, f"refused a delivery from {peer} "
+                                               f"({refusal.status}): {refusal.detail}")
+
+
+def _settle(pending: _Pending, status: int) -> None:
+    def set_result() -> None:
+        if not pending.future.done():
+            pending.future.set_result(status)
+    with contextlib.suppress(RuntimeError):  # a closed loop: the request is gone already
+        pending.loop.call_soon_threadsafe(set_result)
+
+
+def _allowed(host: str, settings: HttpsSettings) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in settings.allow_from)
+
+
+def _plain(status: int, text: str) -> Response:
+    return Response(text, status, media_type="text/plain")

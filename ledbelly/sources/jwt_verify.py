@@ -1,0 +1,186 @@
+"""Verifying Canvas's signed Live Events: RS256 JWTs checked against Instructure's JWKS.
+
+Canvas signs each HTTPS delivery ("Sign Payload") with a key from a published JWKS that
+holds the previous, current and next keys and is rotated monthly; the JWT header's
+``kid`` names the key. Only RS256 is accepted, whatever the token's header claims, so
+``alg: none`` and an HMAC token keyed with the (public) RSA key are refused before any
+key is used.
+
+The key set is cached. A token whose ``kid`` is not in the cache triggers one refetch,
+and at most one such refetch per ``refresh_interval``: otherwise anyone could make the
+daemon fetch the JWKS once per request by sending made-up key ids. A JWKS that cannot be
+fetched is ``KeysUnavailable`` (the sender should retry: 503), not a bad token (401).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+
+log = logging.getLogger("ledbelly.https")
+
+ALGORITHM = "RS256"
+MAX_JWKS_BYTES = 256 * 1024
+FAILED_FETCH_PAUSE = 5.0  # after a failed fetch, do not try again for this long
+
+Fetch = Callable[[str, float], bytes]
+
+
+class VerificationError(Exception):
+    """A token that is not Canvas's: refused with 401. ``reason`` is a metrics label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class KeysUnavailable(Exception):
+    """The JWKS could not be fetched, so no verdict: the sender should retry."""
+
+
+def fetch_url(url: str, timeout: float) -> bytes:
+    """GET ``url``, refusing bodies over ``MAX_JWKS_BYTES``."""
+    request = urllib.request.Request(url, headers={"Accept": "application/json",
+                                                   "User-Agent": "ledbelly"})
+    with urllib.request.urlopen(request, timeout=timeout) as resp:
+        data: bytes = resp.read(MAX_JWKS_BYTES + 1)
+    if len(data) > MAX_JWKS_BYTES:
+        raise ValueError(f"the JWKS is larger than {MAX_JWKS_BYTES} bytes")
+    return data
+
+
+def parse_jwks(data: bytes) -> dict[str, jwt.PyJWK]:
+    """The usable RSA signing keys of a JWKS document, by kid; others are skipped."""
+    doc = json.loads(data)
+    keys = doc.get("keys") if isinstance(doc, dict) else None
+    if not isinstance(keys, list):
+        raise ValueError("the JWKS has no keys list")
+    out: dict[str, jwt.PyJWK] = {}
+    for item in keys:
+        if not isinstance(item, dict) or not isinstance(item.get("kid"), str):
+            continue
+        if item.get("kty") != "RSA" or item.get("use", "sig") != "sig":
+            continue
+        if item.get("alg", ALGORITHM) != ALGORITHM:
+            continue
+        try:
+            out[item["kid"]] = jwt.PyJWK(item, algorithm=ALGORITHM)
+        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, KeyError, TypeError) as exc:
+            log.warning("JWKS key %r is unusable and skipped: %s", item["kid"], exc)
+    return out
+
+
+class JwksCache:
+    """Signing keys by kid, fetched on first use, refreshed when old or on an unknown kid."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0, refresh_interval: float = 60.0,
+                 max_age: float = 3600.0, fetch: Fetch = fetch_url,
+                 clock: Callable[[], float] = time.monotonic,
+                 on_fetch: Callable[[bool], None] | None = None) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.refresh_interval = refresh_interval
+        self.max_age = max_age
+        self._fetch = fetch
+        self._on_fetch = on_fetch
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._keys: dict[str, jwt.PyJWK] | None = None
+        self._loaded_at = 0.0
+        self._last_refetch = float("-inf")  # the last refetch an unknown kid caused
+        self._failed_at = float("-inf")
+        self.fetches = 0
+
+    def key(self, kid: str) -> jwt.PyJWK:
+        """The key named ``kid``; raises ``VerificationError`` or ``KeysUnavailable``."""
+        with self._lock:
+            now = self._clock()
+            fresh = False
+            if self._keys is None or now - self._loaded_at >= self.max_age:
+                fresh = self._load(now)
+            assert self._keys is not None
+            if kid in self._keys:
+                return self._keys[kid]
+            if not fresh and now - self._last_refetch >= self.refresh_interval:
+                self._last_refetch = now
+                if not self._load(now):
+                    raise KeysUnavailable(f"cannot refetch the JWKS for key {kid!r}")
+                if kid in self._keys:
+                    log.info("JWKS refetched for a new key id; %d keys", len(self._keys))
+                    return self._keys[kid]
+            raise VerificationError("unknown_kid", f"no key {kid!r} in the JWKS")
+
+    def _load(self, now: float) -> bool:
+        """Fetch the key set; a failure keeps the keys in hand, if any, and returns False."""
+        if now - self._failed_at < FAILED_FETCH_PAUSE and self._keys is None:
+            raise KeysUnavailable("the JWKS could not be fetched a moment ago")
+        self.fetches += 1
+        try:
+            keys = parse_jwks(self._fetch(self.url, self.timeout))
+            if not keys:
+                raise ValueError("the JWKS holds no RSA signing key")
+        except Exception as exc:  # network, HTTP status, JSON: all mean "no keys now"
+            self._failed_at = now
+            if self._on_fetch:
+                self._on_fetch(False)
+            if self._keys is None:
+                raise KeysUnavailable(f"cannot fetch the JWKS from {self.url}: {exc}") from exc
+            log.warning("cannot refresh the JWKS from %s (keeping %d keys): %s",
+                        self.url, len(self._keys), exc)
+            self._loaded_at = now  # try again after max_age, not on every request
+            return False
+        self._keys = keys
+        self._loaded_at = now
+        if self._on_fetch:
+            self._on_fetch(True)
+        return True
+
+
+class JwtVerifier:
+    """Checks a compact JWT: RS256 only, a known kid, the signature, exp/nbf, the issuer."""
+
+    def __init__(self, keys: JwksCache, issuer: str | None = None, leeway: float = 60.0
+                 ) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.leeway = leeway
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """The token's claims; raises ``VerificationError`` or ``KeysUnavailable``."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            raise VerificationError("malformed", f"not a JWT: {exc}") from None
+        alg = header.get("alg")
+        if alg != ALGORITHM:
+            raise VerificationError("algorithm", f"algorithm {alg!r} is not {ALGORITHM}")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise VerificationError("no_kid", "the JWT header has no kid")
+        key = self.keys.key(kid)
+        required = ["iss"] if self.issuer else []
+        try:
+            claims = jwt.decode(token, key=key.key, algorithms=[ALGORITHM],
+                                issuer=self.issuer, leeway=self.leeway,
+                                options={"verify_aud": False, "require": required})
+        except jwt.ExpiredSignatureError:
+            raise VerificationError("expired", "the token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise VerificationError("not_yet_valid", "the token is not valid yet") from None
+        except (jwt.InvalidIssuerError, jwt.MissingRequiredClaimError) as exc:
+            raise VerificationError("issuer", str(exc)) from None
+        except jwt.InvalidSignatureError:
+            raise VerificationError("signature", "the signature does not verify") from None
+        except jwt.InvalidTokenError as exc:
+            raise VerificationError("invalid", f"invalid token: {exc}") from None
+        if not isinstance(claims, dict):
+            raise VerificationError("invalid", "the claims are not a JSON object")
+        return claims
