@@ -186,7 +186,7 @@ def create_all_tables(pipeline: Pipeline) -> None:
     """System tables and every catalog table, before anything is timed."""
     pipeline.prepare()
     for table in pipeline.catalog:
-        pipeline.sink.live_columns(table)
+        pipeline.tables.columns(table)
 
 
 def pg_admin() -> Any:

@@ -8,9 +8,11 @@ from ledbelly.errors import (
     PermanentError,
     RowError,
     SchemaError,
+    SourceUnavailable,
     TransientError,
 )
 from ledbelly.message import Message
+from ledbelly.outcome import Issue, IssueKind, Kind, Outcome
 from ledbelly.schema.model import Catalog, ColumnDef, TableDef
 
 __version__ = "0.1.0"
@@ -20,12 +22,17 @@ __all__ = [
     "ColumnDef",
     "ConfigError",
     "DatabaseUnavailable",
+    "Issue",
+    "IssueKind",
+    "Kind",
     "LedbellyError",
     "Message",
     "MessageError",
+    "Outcome",
     "PermanentError",
     "RowError",
     "SchemaError",
+    "SourceUnavailable",
     "TableDef",
     "TransientError",
     "__version__",

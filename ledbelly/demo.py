@@ -91,7 +91,7 @@ def run_demo(count: int, db_url: str, seed: int, echo: Callable[[str], None]) ->
         started = time.monotonic()
         daemon.start()
         try:
-            _wait_until_done(daemon, count, timeout=max(120.0, count / 10))
+            daemon.wait_until_consumed(count, timeout=max(120.0, count / 10))
         finally:
             daemon.stop()
             daemon.wait()
@@ -103,12 +103,6 @@ def run_demo(count: int, db_url: str, seed: int, echo: Callable[[str], None]) ->
     finally:
         stop_feed.set()
         server.stop()
-
-
-def _wait_until_done(daemon: Any, count: int, timeout: float) -> None:
-    until = time.monotonic() + timeout
-    while daemon.stats.messages < count and time.monotonic() < until:
-        time.sleep(0.2)
 
 
 def _report(daemon: Any, echo: Callable[[str], None]) -> None:

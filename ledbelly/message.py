@@ -6,18 +6,23 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ledbelly.sources import Source
 
 _SANE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Message:
     """One Live Event message: its id, raw body and SQS attributes.
 
     ``payload`` may hold the already-decoded body when a source had to parse it anyway
     (JSON lines), so it is not decoded twice. ``handle`` is the source's own token for
-    acknowledging the message (an SQS receipt handle, say).
+    acknowledging the message (an SQS receipt handle, say), and ``source`` the source it
+    came from, so it is acknowledged or handed back there. Messages compare by identity:
+    two deliveries of one message are two messages until the ledger says otherwise.
     """
 
     message_id: str
@@ -28,6 +33,7 @@ class Message:
     queue: str | None = None
     received_at: float = field(default_factory=time.time)
     sent_at: float | None = None
+    source: Source | None = None
 
 
 def body_hash(body: str | bytes) -> str:
@@ -41,3 +47,13 @@ def message_id_for(candidate: Any, body: str | bytes) -> str:
     if isinstance(candidate, str) and _SANE_ID.match(candidate):
         return candidate
     return body_hash(body)
+
+
+def sqs_form(msg: Message) -> dict[str, Any]:
+    """A message as boto3's ``receive_message`` shows it, so ``replay`` can read it back."""
+    return {
+        "MessageId": msg.message_id,
+        "Body": msg.body,
+        "MessageAttributes": {k: {"StringValue": v, "DataType": "String"}
+                              for k, v in msg.attributes.items()},
+    }

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import MetaData, Table, select
 
 from conftest import doc_examples, engine_for, require_docs, sqs_message
+from helpers import ingest_all
 from ledbelly.parsers import canvas_raw
 from ledbelly.parsers.flatten import flatten_caliper
 from ledbelly.schema.model import resolved_source, table_name_for
@@ -27,11 +28,10 @@ def _messages() -> list[Any]:
 
 
 def test_every_documented_example_becomes_a_row(db_url: str, make_pipeline: Any) -> None:
-    from ledbelly.pipeline import ingest
 
     examples = _messages()
     pipeline = make_pipeline(db_url)
-    stats = ingest(pipeline, [m for *_, m in examples])
+    stats = ingest_all(pipeline, [m for *_, m in examples])
     assert stats.messages == len(examples)
     assert stats.unknown == 0 and stats.dead_letters == 0
     engine = engine_for(db_url)
@@ -84,7 +84,6 @@ def _same(stored: Any, expected: Any) -> bool:
 
 
 def test_user_updated_bad_date_is_null_and_logged(sqlite_url: str, make_pipeline: Any) -> None:
-    from ledbelly.pipeline import ingest
 
     require_docs()
     examples = [e for e in _messages() if e[1] == "user_updated" and e[0] == "canvas"]
@@ -92,7 +91,7 @@ def test_user_updated_bad_date_is_null_and_logged(sqlite_url: str, make_pipeline
     if not bad:
         pytest.skip("the documented user_updated example no longer carries the malformed date")
     pipeline = make_pipeline(sqlite_url)
-    stats = ingest(pipeline, [bad[0][3]])
+    stats = ingest_all(pipeline, [bad[0][3]])
     assert stats.rows["canvas"] == 1
     log = (pipeline.settings.log_dir / "data-coercions.log").read_text()
     assert "019-11-01T19:11:01.163Z" in log

@@ -151,6 +151,8 @@ def test_geoip_fills_led_geo_maxmind_once_per_ip(db_url: str, make_pipeline: Any
         run_batch(pipeline, host, ["2001:480::1", "216.160.83.56", "2a02:d300::5",
                                    "::ffff:89.160.20.9", "2001:db8::1", "not-an-ip"], 10)
         assert host.drain(30)
+        assert host.snapshot() == {"geoip": {"failures": 0, "dropped": 0, "looked_up": 7,
+                                             "stored": 5, "not_found": 2, "invalid": 1}}
     finally:
         host.stop()
     engine = engine_for(db_url)

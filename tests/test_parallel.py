@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from conftest import SCHEMAS, canvas_event, engine_for
+from helpers import scalar
 from ledbelly.db.engine import normalize_url
 from ledbelly.errors import LedbellyError, TransientError
 from ledbelly.ingest import parallel
@@ -161,17 +162,6 @@ def test_a_worker_that_dies_is_reported(server_db_url: str, tmp_path: Path,
         ingest_paths(_settings(server_db_url, tmp_path), [str(path)], 2)
 
 
-def _scalar(url: str, sql: str) -> int:
-    engine = engine_for(url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(text(sql)).scalar_one())
-    except Exception:  # the table may not exist yet
-        return -1
-    finally:
-        engine.dispose()
-
-
 def _worker_processes(marker: str) -> list[int]:
     """Processes still running whose command line names ``marker``."""
     found = []
@@ -198,7 +188,7 @@ def test_a_stop_ends_every_worker_and_a_rerun_finishes_the_job(server_db_url: st
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)  # its own process group, like a terminal's
     until = time.monotonic() + 120
-    while _scalar(server_db_url, "SELECT COUNT(*) FROM ledbelly_messages") < 400:
+    while scalar(server_db_url, "SELECT COUNT(*) FROM ledbelly_messages", missing=-1) < 400:
         assert proc.poll() is None and time.monotonic() < until, "ingest never got going"
         time.sleep(0.05)
     if stop == "ctrl-c":
@@ -207,7 +197,7 @@ def test_a_stop_ends_every_worker_and_a_rerun_finishes_the_job(server_db_url: st
         proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
     assert proc.returncode != 0
-    committed = _scalar(server_db_url, "SELECT COUNT(*) FROM ledbelly_messages")
+    committed = scalar(server_db_url, "SELECT COUNT(*) FROM ledbelly_messages", missing=-1)
     assert committed < lines - 3, "the test must interrupt ingest mid-run"
     time.sleep(0.5)
     assert _worker_processes(str(path)) == [], "a worker outlived the interrupt"
@@ -217,6 +207,6 @@ def test_a_stop_ends_every_worker_and_a_rerun_finishes_the_job(server_db_url: st
     summary = again.stdout.splitlines()[-1]
     assert summary.startswith(f"messages {lines}:")
     assert f"duplicates skipped {committed + 3}" in summary
-    assert _scalar(server_db_url, "SELECT COUNT(*) FROM ledbelly_messages") == lines - 3
-    assert _scalar(server_db_url, "SELECT COUNT(*) FROM live_stream") == sum(
+    assert scalar(server_db_url, "SELECT COUNT(*) FROM ledbelly_messages", missing=-1) == lines - 3
+    assert scalar(server_db_url, "SELECT COUNT(*) FROM live_stream", missing=-1) == sum(
         1 for m in generate_messages(6000, seed=11, fmt="mixed") if '"metadata"' in m["Body"])

@@ -8,16 +8,8 @@ from typing import Any
 from sqlalchemy import func, select, text
 
 from conftest import canvas_event, engine_for, sqs_message
+from helpers import count, ingest_all
 from ledbelly.message import Message
-from ledbelly.pipeline import ingest
-
-
-def _count(url: str, table: str, where: str = "") -> int:
-    engine = engine_for(url)
-    with engine.connect() as conn:
-        n = conn.execute(text(f"SELECT COUNT(*) FROM {table} {where}")).scalar_one()
-    engine.dispose()
-    return int(n)
 
 
 def _good(i: int) -> Message:
@@ -28,20 +20,20 @@ def _good(i: int) -> Message:
 def test_ingesting_twice_changes_nothing(db_url: str, make_pipeline: Any) -> None:
     pipeline = make_pipeline(db_url)
     messages = [_good(i) for i in range(30)]
-    first = ingest(pipeline, messages)
+    first = ingest_all(pipeline, messages)
     assert first.rows["canvas"] == 30
-    second = ingest(pipeline, [_good(i) for i in range(30)])
+    second = ingest_all(pipeline, [_good(i) for i in range(30)])
     assert second.duplicates == 30 and second.rows["canvas"] == 0
-    assert _count(db_url, "live_asset_accessed") == 30
-    assert _count(db_url, "live_stream") == 30
-    assert _count(db_url, "ledbelly_messages") == 30
+    assert count(db_url, "live_asset_accessed") == 30
+    assert count(db_url, "live_stream") == 30
+    assert count(db_url, "ledbelly_messages") == 30
 
 
 def test_duplicates_inside_one_batch_insert_once(db_url: str, make_pipeline: Any) -> None:
     pipeline = make_pipeline(db_url)
-    stats = ingest(pipeline, [_good(1), _good(1), _good(2)])
+    stats = ingest_all(pipeline, [_good(1), _good(1), _good(2)])
     assert stats.duplicates == 1
-    assert _count(db_url, "live_asset_accessed") == 2
+    assert count(db_url, "live_asset_accessed") == 2
 
 
 MALFORMED: list[tuple[str, str, dict[str, str]]] = [
@@ -59,12 +51,12 @@ MALFORMED: list[tuple[str, str, dict[str, str]]] = [
 def test_malformed_messages_become_dead_letters(db_url: str, make_pipeline: Any) -> None:
     pipeline = make_pipeline(db_url)
     bad = [Message(mid, body, attrs) for mid, body, attrs in MALFORMED]
-    stats = ingest(pipeline, [_good(1), *bad, _good(2)])
+    stats = ingest_all(pipeline, [_good(1), *bad, _good(2)])
     assert stats.messages == len(bad) + 2
     assert stats.dead_letters == len(bad)
     assert stats.rows["canvas"] == 2
-    assert _count(db_url, "ledbelly_dead_letters") == len(bad)
-    assert _count(db_url, "ledbelly_messages", "WHERE outcome = 'dead_letter'") == len(bad)
+    assert count(db_url, "ledbelly_dead_letters") == len(bad)
+    assert count(db_url, "ledbelly_messages", "WHERE outcome = 'dead_letter'") == len(bad)
     recovery = (pipeline.settings.log_dir / "sql-recovery.jsonl").read_text().splitlines()
     assert {json.loads(line)["MessageId"] for line in recovery} == {m.message_id for m in bad}
     errors = (pipeline.settings.log_dir / "sql-errors.log").read_text()
@@ -75,7 +67,7 @@ def test_hostile_event_name_is_an_unknown_event(db_url: str, make_pipeline: Any)
     pipeline = make_pipeline(db_url)
     name = "x'; DROP TABLE ledbelly_messages; --\"`]"
     payload = canvas_event(name)
-    stats = ingest(pipeline, [sqs_message("hostile", name, payload)])
+    stats = ingest_all(pipeline, [sqs_message("hostile", name, payload)])
     assert stats.unknown == 1
     engine = engine_for(db_url)
     with engine.connect() as conn:
@@ -84,7 +76,7 @@ def test_hostile_event_name_is_an_unknown_event(db_url: str, make_pipeline: Any)
     engine.dispose()
     assert stored[0] == name
     assert json.loads(stored[1]) == payload
-    assert _count(db_url, "ledbelly_messages") == 1
+    assert count(db_url, "ledbelly_messages") == 1
 
 
 def test_values_that_do_not_fit_still_land(db_url: str, make_pipeline: Any) -> None:
@@ -92,7 +84,7 @@ def test_values_that_do_not_fit_still_land(db_url: str, make_pipeline: Any) -> N
     huge = "é" * 300_000
     payload = canvas_event(asset_id="99999999999999999999999", asset_name=huge,
                            asset_type="bad\ud800surrogate\x00nul", category="x" * 100)
-    stats = ingest(pipeline, [sqs_message("odd", "asset_accessed", payload)])
+    stats = ingest_all(pipeline, [sqs_message("odd", "asset_accessed", payload)])
     assert stats.rows["canvas"] == 1 and stats.dead_letters == 0
     engine = engine_for(db_url)
     with engine.connect() as conn:
@@ -113,14 +105,14 @@ def test_values_that_do_not_fit_still_land(db_url: str, make_pipeline: Any) -> N
 def test_lone_surrogate_in_json_text_is_accounted(db_url: str, make_pipeline: Any) -> None:
     pipeline = make_pipeline(db_url)
     body = json.dumps(canvas_event(asset_name="a")).replace('"a"', '"\\udc80 lone"')
-    stats = ingest(pipeline, [Message("surrogate", body, {"event_name": "asset_accessed"})])
+    stats = ingest_all(pipeline, [Message("surrogate", body, {"event_name": "asset_accessed"})])
     assert stats.rows["canvas"] == 1
 
 
 def test_a_row_the_database_refuses_does_not_take_its_batch_down(
         db_url: str, make_pipeline: Any) -> None:
     pipeline = make_pipeline(db_url)
-    ingest(pipeline, [_good(0)])  # creates the table
+    ingest_all(pipeline, [_good(0)])  # creates the table
     engine = engine_for(db_url)
     # A constraint ledbelly does not know about makes the database refuse one row.
     with engine.begin() as conn:
@@ -128,11 +120,11 @@ def test_a_row_the_database_refuses_does_not_take_its_batch_down(
     engine.dispose()
     clash = sqs_message("clash", "asset_accessed",
                         canvas_event(asset_id=str(2107 * 10**13 + 0), asset_name="again"))
-    stats = ingest(pipeline, [_good(1), clash, _good(2), _good(3)])
+    stats = ingest_all(pipeline, [_good(1), clash, _good(2), _good(3)])
     assert stats.rows["canvas"] == 3
     assert stats.dead_letters == 1
-    assert _count(db_url, "live_asset_accessed") == 4
-    assert _count(db_url, "ledbelly_dead_letters", "WHERE message_id = 'clash'") == 1
+    assert count(db_url, "live_asset_accessed") == 4
+    assert count(db_url, "ledbelly_dead_letters", "WHERE message_id = 'clash'") == 1
     recovery_sql = (pipeline.settings.log_dir / "sql-recovery.sql").read_text()
     assert "INSERT INTO live_asset_accessed" in recovery_sql
 
@@ -140,7 +132,7 @@ def test_a_row_the_database_refuses_does_not_take_its_batch_down(
 def test_unknown_events_are_stored_whole(db_url: str, make_pipeline: Any) -> None:
     pipeline = make_pipeline(db_url)
     payload = canvas_event("brand_new_event", thing="x")
-    ingest(pipeline, [sqs_message("new", "brand_new_event", payload,
+    ingest_all(pipeline, [sqs_message("new", "brand_new_event", payload,
                                   "2026-09-01T14:03:07.150Z")])
     engine = engine_for(db_url)
     with engine.connect() as conn:
@@ -157,7 +149,7 @@ def test_unknown_events_are_stored_whole(db_url: str, make_pipeline: Any) -> Non
 
 def test_times_keep_milliseconds_and_ids_are_64_bit(db_url: str, make_pipeline: Any) -> None:
     pipeline = make_pipeline(db_url)
-    ingest(pipeline, [_good(7)])
+    ingest_all(pipeline, [_good(7)])
     engine = engine_for(db_url)
     with engine.connect() as conn:
         from sqlalchemy import MetaData, Table
@@ -174,14 +166,9 @@ def test_times_keep_milliseconds_and_ids_are_64_bit(db_url: str, make_pipeline: 
 
 def test_live_stream_can_be_switched_off(sqlite_url: str, make_pipeline: Any) -> None:
     pipeline = make_pipeline(sqlite_url, live_stream=False)
-    ingest(pipeline, [_good(1)])
-    assert _count(sqlite_url, "live_asset_accessed") == 1
-    engine = engine_for(sqlite_url)
-    from sqlalchemy import inspect
-
-    with engine.connect() as conn:
-        assert not inspect(conn).has_table("live_stream")
-    engine.dispose()
+    ingest_all(pipeline, [_good(1)])
+    assert count(sqlite_url, "live_asset_accessed") == 1
+    assert count(sqlite_url, "live_stream") == 0  # created with every table, never written
 
 
 def test_bare_events_are_keyed_by_their_hash(sqlite_url: str, make_pipeline: Any,
@@ -191,29 +178,27 @@ def test_bare_events_are_keyed_by_their_hash(sqlite_url: str, make_pipeline: Any
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(json.dumps(canvas_event(asset_id=str(i))) for i in range(5)))
     pipeline = make_pipeline(sqlite_url)
-    assert ingest(pipeline, read_path(str(path))).rows["canvas"] == 5
-    assert ingest(pipeline, read_path(str(path))).duplicates == 5
-    assert _count(sqlite_url, "live_asset_accessed") == 5
+    assert ingest_all(pipeline, read_path(str(path))).rows["canvas"] == 5
+    assert ingest_all(pipeline, read_path(str(path))).duplicates == 5
+    assert count(sqlite_url, "live_asset_accessed") == 5
 
 
 def test_trims_are_logged_for_the_event_table_and_live_stream(
         sqlite_url: str, make_pipeline: Any) -> None:
     pipeline = make_pipeline(sqlite_url)
     payload = canvas_event()
-    payload["metadata"]["user_agent"] = "Mozilla/5.0 " + "x" * 1000
-    payload["metadata"]["context_sis_source_id"] = "s" * 50  # 64 in the table, 32 in stream
-    ingest(pipeline, [sqs_message("long-agent", "asset_accessed", payload)])
+    payload["metadata"]["session_id"] = "f" * 50  # 32 in both tables
+    payload["metadata"]["user_agent"] = "Mozilla/5.0 " + "x" * 1000  # text: never cut
+    ingest_all(pipeline, [sqs_message("long-session", "asset_accessed", payload)])
     log = (pipeline.settings.log_dir / "sql-truncations.log").read_text()
-    assert "live_asset_accessed.user_agent supplied 1012, expecting 512" in log
-    assert "live_stream.user_agent supplied 1012, expecting 512" in log
-    assert "live_stream.context_sis_source_id supplied 50, expecting 32" in log
-    assert "live_asset_accessed.context_sis_source_id" not in log
+    assert "live_asset_accessed.session_id supplied 50, expecting 32" in log
+    assert "live_stream.session_id supplied 50, expecting 32" in log
+    assert "user_agent" not in log
     engine = engine_for(sqlite_url)
     with engine.connect() as conn:
-        stream = conn.execute(text("SELECT user_agent, context_sis_source_id FROM live_stream")
-                              ).one()
+        stream = conn.execute(text("SELECT user_agent, session_id FROM live_stream")).one()
     engine.dispose()
-    assert stream[0] == ("Mozilla/5.0 " + "x" * 1000)[:512] and stream[1] == "s" * 32
+    assert stream[0] == "Mozilla/5.0 " + "x" * 1000 and stream[1] == "f" * 32
 
 
 def test_a_bug_on_one_message_makes_a_dead_letter_not_a_stuck_queue(
@@ -229,7 +214,7 @@ def test_a_bug_on_one_message_makes_a_dead_letter_not_a_stuck_queue(
 
     plan.build = broken
     boom = sqs_message("boom", "asset_accessed", canvas_event(asset_name="boom"))
-    stats = ingest(pipeline, [_good(1), boom, _good(2)])
+    stats = ingest_all(pipeline, [_good(1), boom, _good(2)])
     assert stats.rows["canvas"] == 2 and stats.dead_letters == 1
     errors = (pipeline.settings.log_dir / "sql-errors.log").read_text()
     assert "internal error: KeyError" in errors

@@ -14,6 +14,7 @@ from ledbelly.transform.coerce import (
     BIGINT_MAX,
     BIGINT_MIN,
     CoercionFailed,
+    canvas_id_of_urn,
     clean_text,
     fits,
     stored_length,
@@ -105,7 +106,17 @@ def test_bigint_takes_plain_ascii_integers_only(s: str) -> None:
     except CoercionFailed:
         assert not plain or not BIGINT_MIN <= int(s) <= BIGINT_MAX
         return
+    if s == "":
+        assert n is None  # Canvas's cleared id: NULL, not a coercion
+        return
     assert plain and n == int(s)
+
+
+@given(st.integers(min_value=0, max_value=BIGINT_MAX), st.sampled_from(["user", "course"]))
+def test_a_canvas_urn_gives_its_id(n: int, kind: str) -> None:
+    assert canvas_id_of_urn(f"urn:instructure:canvas:{kind}:{n}") == n
+    assert canvas_id_of_urn(f"urn:example:{kind}:{n}") is None
+    assert canvas_id_of_urn(f"https://lms.example.edu/{kind}/{n}") is None
 
 
 @given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)),

@@ -30,31 +30,14 @@ from conftest import (
     send_all,
     sqs_message,
 )
+from helpers import scalar, wait_for
 from ledbelly.config import QueueSettings
 from ledbelly.daemon.worker import Binding, Daemon, WorkerOptions
 from ledbelly.message import Message
 from ledbelly.simulate import generate_messages
 from ledbelly.sources.sqs import SqsSource
 
-
-def _wait_for(predicate: Any, timeout: float, what: str) -> None:
-    until = time.monotonic() + timeout
-    while time.monotonic() < until:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _scalar(url: str, sql: str) -> int:
-    engine = engine_for(url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(text(sql)).scalar_one())
-    except Exception:
-        return -1
-    finally:
-        engine.dispose()
+LEDGER_COUNT = "SELECT COUNT(*) FROM ledbelly_messages"
 
 
 def _simulated(n: int, seed: int) -> list[Message]:
@@ -75,7 +58,7 @@ def _consume(pipeline: Any, client: Any, url: str, count: int, what: str) -> Dae
     daemon = _in_process(pipeline, client, url)
     daemon.start()
     try:
-        _wait_for(lambda: daemon.stats.messages >= count, 90, what)
+        assert daemon.wait_until_consumed(count, 90), f"timed out waiting for {what}"
     finally:
         daemon.stop()
         daemon.wait()
@@ -96,7 +79,7 @@ def test_every_documented_example_through_sqs(db_url: str, make_pipeline: Any,
     assert daemon.stats.rows["canvas"] + daemon.stats.rows["caliper"] == len(messages)
     assert daemon.stats.dead_letters == 0 and daemon.stats.unknown == 0
     assert queue_depth(client, url) == 0
-    assert _scalar(db_url, "SELECT COUNT(*) FROM ledbelly_messages "
+    assert scalar(db_url, "SELECT COUNT(*) FROM ledbelly_messages "
                            "WHERE outcome = 'inserted'") == len(messages)
 
 
@@ -116,7 +99,7 @@ def test_malformed_burst_mixed_into_good_traffic(db_url: str, make_pipeline: Any
     assert daemon.stats.dead_letters == len(bad)
     assert daemon.stats.rows["canvas"] + daemon.stats.rows["caliper"] == len(good)
     assert queue_depth(client, url) == 0
-    assert _scalar(db_url, "SELECT COUNT(*) FROM ledbelly_dead_letters") == len(bad)
+    assert scalar(db_url, "SELECT COUNT(*) FROM ledbelly_dead_letters") == len(bad)
 
 
 # ----- the daemon as a process ----------------------------------------------------------------
@@ -176,7 +159,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> int:
 
 
 def _assert_exactly_once(db: str, total: int) -> None:
-    assert _scalar(db, "SELECT COUNT(*) FROM ledbelly_messages") == total
+    assert scalar(db, LEDGER_COUNT, missing=-1) == total
     engine = engine_for(db)
     with engine.connect() as conn:
         per_table = conn.execute(text(
@@ -201,14 +184,14 @@ def test_kill_9_mid_run_loses_and_duplicates_nothing(
     cfg = _config(tmp_path, sqs_endpoint, url)
     first = _start(tmp_path, cfg, db_url)
     try:
-        _wait_for(lambda: _scalar(db_url, "SELECT COUNT(*) FROM ledbelly_messages") >= 250,
+        wait_for(lambda: scalar(db_url, LEDGER_COUNT, missing=-1) >= 250,
                   90, "the first daemon to commit 250 messages")
     finally:
         first.kill()
         first.wait()
     second = _start(tmp_path, cfg, db_url)
     try:
-        _wait_for(lambda: _scalar(db_url, "SELECT COUNT(*) FROM ledbelly_messages") >= total
+        wait_for(lambda: scalar(db_url, LEDGER_COUNT, missing=-1) >= total
                   and queue_depth(client, url) == 0, 180, "the queue to drain after restart")
     finally:
         assert _stop(second) == 0
@@ -224,19 +207,19 @@ def test_sigterm_during_a_busy_run_exits_0_and_loses_nothing(
     send_all(client, url, _simulated(total, seed=11))
     cfg = _config(tmp_path, sqs_endpoint, url, shutdown_timeout=8, batch_size=20)
     proc = _start(tmp_path, cfg, sqlite_url)
-    _wait_for(lambda: _scalar(sqlite_url, "SELECT COUNT(*) FROM ledbelly_messages") >= 40,
+    wait_for(lambda: scalar(sqlite_url, LEDGER_COUNT, missing=-1) >= 40,
               60, "the daemon to be busy")
     started = time.monotonic()
     assert _stop(proc) == 0
     assert time.monotonic() - started < 8 + 3
-    committed = _scalar(sqlite_url, "SELECT COUNT(*) FROM ledbelly_messages")
+    committed = scalar(sqlite_url, LEDGER_COUNT, missing=-1)
     assert committed < total, "the test must stop the daemon mid-run"
     # Whatever did not commit is back in the queue, visible now (released) or soon.
-    _wait_for(lambda: queue_depth(client, url) == total - committed, 30,
+    wait_for(lambda: queue_depth(client, url) == total - committed, 30,
               "uncommitted messages to be back in the queue")
     again = _start(tmp_path, cfg, sqlite_url)
     try:
-        _wait_for(lambda: _scalar(sqlite_url, "SELECT COUNT(*) FROM ledbelly_messages")
+        wait_for(lambda: scalar(sqlite_url, LEDGER_COUNT, missing=-1)
                   >= total, 120, "the rest to be consumed")
     finally:
         assert _stop(again) == 0
@@ -263,7 +246,7 @@ def test_postgresql_outage_mid_run(tmp_path: Path, sqs_endpoint: str,
     cfg = _config(tmp_path, sqs_endpoint, url, visibility_timeout=10)
     proc = _start(tmp_path, cfg, db)
     try:
-        _wait_for(lambda: _scalar(db, "SELECT COUNT(*) FROM ledbelly_messages") >= 150,
+        wait_for(lambda: scalar(db, LEDGER_COUNT, missing=-1) >= 150,
                   90, "the daemon to commit 150 messages")
         _pg_cluster("stop")
         try:
@@ -271,7 +254,7 @@ def test_postgresql_outage_mid_run(tmp_path: Path, sqs_endpoint: str,
             assert proc.poll() is None, "the daemon must stay up while the database is down"
         finally:
             _pg_cluster("start")
-        _wait_for(lambda: _scalar(db, "SELECT COUNT(*) FROM ledbelly_messages") >= total
+        wait_for(lambda: scalar(db, LEDGER_COUNT, missing=-1) >= total
                   and queue_depth(client, url) == 0, 180, "the queue to drain after the outage")
     finally:
         code = _stop(proc)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
-from sqlalchemy import text
+import pytest
 
-from conftest import canvas_event, engine_for, sqs_message
+from conftest import canvas_event, sqs_message
+from helpers import scalar, wait_for
 from ledbelly.daemon.worker import Binding, Daemon, WorkerOptions
 from ledbelly.message import Message
 from ledbelly.sources.memory import MemorySource
@@ -20,35 +20,18 @@ def _messages(n: int, prefix: str = "m") -> list[Message]:
             for i in range(n)]
 
 
-def _wait_for(predicate: Any, timeout: float = 30) -> None:
-    until = time.monotonic() + timeout
-    while time.monotonic() < until:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
-def _count(url: str, sql: str) -> int:
-    engine = engine_for(url)
-    with engine.connect() as conn:
-        n = conn.execute(text(sql)).scalar_one()
-    engine.dispose()
-    return int(n)
-
-
 def test_daemon_commits_then_acks_everything(db_url: str, make_pipeline: Any) -> None:
     pipeline = make_pipeline(db_url)
     source = MemorySource(_messages(300))
     daemon = Daemon(pipeline, [Binding(source, concurrency=2, wait_seconds=0.2)],
                     WorkerOptions(batch_size=50, max_batch_wait=0.1))
     daemon.start()
-    _wait_for(lambda: source.acked == 300)
+    assert daemon.wait_until_consumed(300, 30)
     daemon.stop()
     assert daemon.wait()
     assert source.depth == 0 and source.in_flight == 0
-    assert _count(db_url, "SELECT COUNT(*) FROM live_asset_accessed") == 300
-    assert _count(db_url, "SELECT COUNT(*) FROM ledbelly_messages") == 300
+    assert scalar(db_url, "SELECT COUNT(*) FROM live_asset_accessed") == 300
+    assert scalar(db_url, "SELECT COUNT(*) FROM ledbelly_messages") == 300
 
 
 class _SlowSink:
@@ -89,12 +72,12 @@ def test_stop_releases_what_did_not_commit(sqlite_url: str, make_pipeline: Any) 
                     WorkerOptions(batch_size=25, max_batch_wait=0.01, max_in_flight=200,
                                   shutdown_timeout=5))
     daemon.start()
-    _wait_for(lambda: source.acked >= 25)
+    assert daemon.wait_until_consumed(25, 30)
     started = time.monotonic()
     daemon.stop()
     daemon.wait()
     assert time.monotonic() - started < 6
-    committed = _count(sqlite_url, "SELECT COUNT(*) FROM ledbelly_messages")
+    committed = scalar(sqlite_url, "SELECT COUNT(*) FROM ledbelly_messages")
     assert source.in_flight == 0
     assert source.acked == committed
     assert source.depth == 500 - committed  # everything else is back in the queue
@@ -125,14 +108,14 @@ def test_database_outage_pauses_and_resumes(sqlite_url: str, make_pipeline: Any)
     daemon = Daemon(pipeline, [Binding(source, concurrency=2, wait_seconds=0.1)],
                     WorkerOptions(batch_size=50, max_batch_wait=0.05, max_in_flight=100))
     daemon.start()
-    _wait_for(lambda: flaky.failures > 0)
-    _wait_for(lambda: daemon.healthy() == (False, "database unavailable"), timeout=5)
+    wait_for(lambda: flaky.failures > 0)
+    wait_for(lambda: daemon.healthy() == (False, "database unavailable"), timeout=5)
     assert source.acked == 0
-    _wait_for(lambda: source.acked == 200)
+    assert daemon.wait_until_consumed(200, 30)
     assert daemon.healthy()[0]
     daemon.stop()
     daemon.wait()
-    assert _count(sqlite_url, "SELECT COUNT(*) FROM live_asset_accessed") == 200
+    assert scalar(sqlite_url, "SELECT COUNT(*) FROM live_asset_accessed") == 200
 
 
 def test_poison_messages_with_redrive_are_left_for_the_queue(
@@ -144,42 +127,44 @@ def test_poison_messages_with_redrive_are_left_for_the_queue(
                     WorkerOptions(batch_size=20, max_batch_wait=0.05,
                                   dead_letter_policy="redrive"))
     daemon.start()
-    _wait_for(lambda: source.acked == 10)
+    assert daemon.wait_until_consumed(10, 30)
     daemon.stop()
     daemon.wait()
-    assert _count(sqlite_url, "SELECT COUNT(*) FROM ledbelly_dead_letters") == 0
+    assert scalar(sqlite_url, "SELECT COUNT(*) FROM ledbelly_dead_letters") == 0
     assert source.depth == 1  # released for the SQS redrive policy to move it
     assert "poison" in (pipeline.settings.log_dir / "sql-recovery.jsonl").read_text()
 
 
-def test_a_poller_survives_unexpected_errors(sqlite_url: str, make_pipeline: Any) -> None:
+def test_a_poller_survives_unexpected_errors(sqlite_url: str, make_pipeline: Any,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = make_pipeline(sqlite_url)
-    source = MemorySource(_messages(20))
-    calls = {"n": 0}
-    real = source.receive
-
-    def flaky_receive(n: int, wait: float) -> list[Message]:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("boom")
-        return real(n, wait)
-
-    source.receive = flaky_receive  # type: ignore[method-assign]
+    source = _FailsOnce(_messages(20))
+    calls = source.calls
     daemon = Daemon(pipeline, [Binding(source, concurrency=1, wait_seconds=0.1)],
                     WorkerOptions(batch_size=10, max_batch_wait=0.05))
-    import ledbelly.daemon.worker as worker
-
-    original = worker.backoff
-    worker.backoff = lambda *a, **k: 0.01  # type: ignore[assignment]
+    monkeypatch.setattr("ledbelly.daemon.worker.backoff", lambda *a, **k: 0.01)
     try:
         daemon.start()
-        _wait_for(lambda: source.acked == 20)
+        assert daemon.wait_until_consumed(20, 30)
+        assert daemon.healthy() == (True, "ok")  # the poller came back; nothing else died
     finally:
-        worker.backoff = original
         daemon.stop()
         daemon.wait()
-    assert calls["n"] >= 2
-    assert threading.active_count() >= 1
+    assert calls["n"] >= 2 and source.acked == 20
+
+
+class _FailsOnce(MemorySource):
+    """Its first receive raises, as a bug in a source would."""
+
+    def __init__(self, messages: list[Message]) -> None:
+        super().__init__(messages)
+        self.calls = {"n": 0}
+
+    def receive(self, max_messages: int, wait_seconds: float) -> list[Message]:
+        self.calls["n"] += 1
+        if self.calls["n"] == 1:
+            raise RuntimeError("boom")
+        return super().receive(max_messages, wait_seconds)
 
 
 class _RecordingSource(MemorySource):
@@ -200,7 +185,7 @@ def test_slow_batches_have_their_visibility_extended(sqlite_url: str,
                     WorkerOptions(batch_size=10, max_batch_wait=0.05,
                                   housekeeping_interval=0.2))
     daemon.start()
-    _wait_for(lambda: source.acked == 5)
+    assert daemon.wait_until_consumed(5, 30)
     daemon.stop()
     daemon.wait()
     assert {mid for mid, _ in source.extended} == {f"m-{i}" for i in range(5)}
@@ -237,9 +222,9 @@ def test_two_writers_commit_everything_once(db_url: str, make_pipeline: Any) -> 
     daemon = Daemon(pipeline, [Binding(source, concurrency=2, wait_seconds=0.1)],
                     WorkerOptions(batch_size=20, max_batch_wait=0.05, writers=2))
     daemon.start()
-    _wait_for(lambda: daemon.stats.messages == 250)
+    assert daemon.wait_until_consumed(250, 30)
     daemon.stop()
     daemon.wait()
     assert daemon.stats.duplicates == 50
-    assert _count(db_url, "SELECT COUNT(*) FROM live_asset_accessed") == 200
-    assert _count(db_url, "SELECT COUNT(*) FROM ledbelly_messages") == 200
+    assert scalar(db_url, "SELECT COUNT(*) FROM live_asset_accessed") == 200
+    assert scalar(db_url, "SELECT COUNT(*) FROM ledbelly_messages") == 200

@@ -21,6 +21,7 @@ from ledbelly.cli.options import (
 )
 from ledbelly.cli.schema import register as register_schema_commands
 from ledbelly.db.engine import pool_size_for, resolve_url, safe_url
+from ledbelly.db.evolve import MODES
 from ledbelly.errors import ConfigError
 
 
@@ -37,8 +38,7 @@ def main() -> None:
 @schemas_option
 @click.option("--batch-size", default=2000, show_default=True, help="Messages per transaction.")
 @click.option("--no-live-stream", is_flag=True, help="Do not fill the live_stream table.")
-@click.option("--schema-evolution", type=click.Choice(["off", "add_columns",
-                                                       "add_columns_and_tables"]),
+@click.option("--schema-evolution", type=click.Choice(MODES),
               default="off", show_default=True,
               help="Add columns for new fields (and tables for new events) instead of "
                    "logging them; changes go to schemas.local/ for review.")
@@ -86,6 +86,7 @@ def ingest(db_url: str | None, log_dir: Path, create_missing: bool | None,
         f"caliper {stats.rows['caliper']}; unknown {stats.unknown}; "
         f"dead letters {stats.dead_letters}; duplicates skipped {stats.duplicates}; "
         f"truncations {stats.truncations}; undefined fields {stats.undefined}")
+    sys.stdout.flush()  # the summary ends its line before any note on stderr
     if stats.dead_letters:
         click.echo(f"dead letters are in ledbelly_dead_letters and {log_dir}/sql-errors.log; "
                    f"replay with: ledbelly ingest {log_dir}/sql-recovery.jsonl", err=True)

@@ -20,18 +20,21 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 
 from ledbelly.config import WorkerOptions
-from ledbelly.db.sink import WriteReport, sqs_form
+from ledbelly.db.sink import WriteReport
 from ledbelly.errors import SourceUnavailable, TransientError
 from ledbelly.message import Message
 from ledbelly.ops.metrics import Metrics
 from ledbelly.ops.notify import Notifier
-from ledbelly.ops.status import StatusLine
+from ledbelly.ops.stats import Stats
+from ledbelly.ops.status import StatusLine, format_line
 from ledbelly.outcome import Kind, Outcome
-from ledbelly.pipeline import Pipeline, Stats, backoff
+from ledbelly.pipeline import Pipeline
+from ledbelly.retry import backoff, retry_transient
 from ledbelly.sources import Source
 
 log = logging.getLogger("ledbelly.daemon")
@@ -51,9 +54,12 @@ class Binding:
 
 @dataclass
 class _Held:
-    message: Message
-    binding: Binding
+    visibility_timeout: int | None  # None: its source has no visibility to extend
     visible_at: float  # when the source would hand it out again
+
+
+class _GiveUp(Exception):
+    """The shutdown deadline came while the database was still away."""
 
 
 class Daemon:
@@ -69,18 +75,20 @@ class Daemon:
         self.notifier = notifier or Notifier(None)
         self.status = status
         self.stats = Stats()
-        self._stats_lock = threading.Lock()
-        self._work: queue.Queue[tuple[Message, Binding]] = queue.Queue()
-        self._held: dict[tuple[str, str], _Held] = {}
+        self._stats_lock = threading.Condition()  # notified as each batch is acknowledged
+        self._work: queue.Queue[Message] = queue.Queue()
+        self._held: dict[Message, _Held] = {}
         self._held_lock = threading.Condition()
         self._stop = threading.Event()
+        self._deadline_passed = threading.Event()  # set by the shutdown once time is up
         self._db_up = threading.Event()
         self._db_up.set()
         self._db_down_since: float | None = None
         self._deadline = float("inf")
         self._pollers: ThreadPoolExecutor | None = None
-        self._threads: list[threading.Thread] = []
-        self._writers_done = threading.Event()
+        self._poller_futures: list[Future[None]] = []
+        self._writers: list[threading.Thread] = []
+        self._keeper: threading.Thread | None = None
         self._started = threading.Event()
 
     # ----- life cycle ---------------------------------------------------------------------
@@ -89,14 +97,12 @@ class Daemon:
         total = sum(b.concurrency for b in self.bindings)
         self._pollers = ThreadPoolExecutor(max_workers=max(1, total),
                                            thread_name_prefix="ledbelly-poller")
-        for b in self.bindings:
-            for _ in range(b.concurrency):
-                self._pollers.submit(self._poll_loop, b)
-        writers = [threading.Thread(target=self._write_loop, name=f"ledbelly-writer-{i}",
-                                    daemon=True) for i in range(self.options.writers)]
-        keeper = threading.Thread(target=self._housekeeping, name="ledbelly-housekeeping",
-                                  daemon=True)
-        self._threads = [*writers, keeper]
+        self._poller_futures = [self._pollers.submit(self._poll_loop, b)
+                                for b in self.bindings for _ in range(b.concurrency)]
+        self._writers = [threading.Thread(target=self._write_loop, name=f"ledbelly-writer-{i}",
+                                          daemon=True) for i in range(self.options.writers)]
+        self._keeper = threading.Thread(target=self._housekeeping, name="ledbelly-housekeeping",
+                                        daemon=True)
         for t in self._threads:
             t.start()
         self.metrics.set_consuming(True)
@@ -113,6 +119,10 @@ class Daemon:
             self._stop.set()
 
     @property
+    def _threads(self) -> list[threading.Thread]:
+        return [*self._writers, *([self._keeper] if self._keeper else [])]
+
+    @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 
@@ -121,6 +131,11 @@ class Daemon:
         while not self._stop.wait(0.5):
             pass
         return self._shutdown()
+
+    def wait_until_consumed(self, count: int, timeout: float) -> bool:
+        """Block until ``count`` messages are committed and acknowledged; False on timeout."""
+        with self._stats_lock:
+            return self._stats_lock.wait_for(lambda: self.stats.messages >= count, timeout)
 
     def run(self) -> bool:
         self.start()
@@ -133,6 +148,7 @@ class Daemon:
                  self.options.shutdown_timeout)
         for t in self._threads:
             t.join(timeout=max(0.0, self._deadline - time.monotonic()))
+        self._deadline_passed.set()
         assert self._pollers is not None
         self._pollers.shutdown(wait=False, cancel_futures=True)
         self._release_everything()
@@ -147,10 +163,16 @@ class Daemon:
         return pollers_done
 
     def _wait_pollers(self) -> bool:
-        threads = [t for t in threading.enumerate() if t.name.startswith("ledbelly-poller")]
-        for t in threads:
-            t.join(timeout=max(0.0, self._deadline - time.monotonic()))
-        return not any(t.is_alive() for t in threads)
+        _, running = futures_wait(self._poller_futures,
+                                  timeout=max(0.0, self._deadline - time.monotonic()))
+        return not running
+
+    def _pause(self, seconds: float) -> None:
+        """Wait, waking as soon as a stop is asked for; once stopping, until the deadline."""
+        if not self._stop.wait(seconds):
+            return
+        left = self._deadline - 1 - time.monotonic()
+        self._deadline_passed.wait(max(0.0, min(seconds, left)))
 
     # ----- polling ------------------------------------------------------------------------
 
@@ -168,10 +190,12 @@ class Daemon:
                     if self.options.delay:
                         self._stop.wait(self.options.delay)
                     continue
+                for m in messages:
+                    m.source = binding.source
                 if self._stop.is_set():
                     binding.source.release(messages)
                     break
-                self._hold(messages, binding)
+                self._hold(messages, binding.visibility_timeout)
             except SourceUnavailable as exc:
                 failures += 1
                 self.metrics.record_retry("sqs")
@@ -191,19 +215,18 @@ class Daemon:
             self._held_lock.wait(timeout=1.0)
             return len(self._held) + 10 <= self.options.max_in_flight
 
-    def _hold(self, messages: list[Message], binding: Binding) -> None:
-        now = time.monotonic()
-        visible_at = now + (binding.visibility_timeout or 0)
+    def _hold(self, messages: list[Message], visibility_timeout: int | None) -> None:
+        visible_at = time.monotonic() + (visibility_timeout or 0)
         with self._held_lock:
             for m in messages:
-                self._held[_key(m)] = _Held(m, binding, visible_at)
+                self._held[m] = _Held(visibility_timeout, visible_at)
         for m in messages:
-            self._work.put((m, binding))
+            self._work.put(m)
 
     def _unhold(self, messages: Sequence[Message]) -> None:
         with self._held_lock:
             for m in messages:
-                self._held.pop(_key(m), None)
+                self._held.pop(m, None)
             self._held_lock.notify_all()
 
     # ----- writing ------------------------------------------------------------------------
@@ -212,17 +235,31 @@ class Daemon:
         while True:
             batch = self._collect()
             if batch:
-                try:
-                    self._commit(batch)
-                except Exception:
-                    log.exception("writer failed on a batch of %d; releasing it", len(batch))
-                    self._release(batch)
+                self._write_batch(batch)
             elif self._stop.is_set() and self._work.empty():
                 return
             if self._stop.is_set() and time.monotonic() > self._deadline:
                 return
 
-    def _collect(self) -> list[tuple[Message, Binding]]:
+    def _write_batch(self, batch: list[Message]) -> None:
+        """Commit, then acknowledge; work after the acknowledgement never releases."""
+        try:
+            report = self._commit(batch)
+        except _GiveUp:
+            self._release(batch)
+            return
+        except Exception:
+            log.exception("writer failed on a batch of %d; releasing it", len(batch))
+            self._release(batch)
+            return
+        self._acknowledge(report, batch)
+        try:
+            self._replay_created()
+        except Exception:  # its messages are committed and deleted: nothing to release
+            log.exception("replaying stored unknown events into new tables failed; "
+                          "'ledbelly replay --unknown-events' moves them later")
+
+    def _collect(self) -> list[Message]:
         try:
             first = self._work.get(timeout=0.5)
         except queue.Empty:
@@ -245,81 +282,73 @@ class Daemon:
                 break  # traffic paused: commit now rather than hold what we have
         return batch
 
-    def _commit(self, batch: list[tuple[Message, Binding]]) -> None:
+    def _commit(self, batch: list[Message]) -> WriteReport:
+        """Process and write, waiting out database outages; ``_GiveUp`` at the deadline."""
         outcomes: list[Outcome] | None = None
-        attempt = 0
-        while True:
-            try:
-                if outcomes is None:
-                    outcomes = [self.pipeline.processor.process(m) for m, _ in batch]
-                    outcomes = self._redrive(outcomes, batch)
-                started = time.monotonic()
-                report = self.pipeline.sink.write(outcomes)
-                self.metrics.observe_batch(len(outcomes), time.monotonic() - started)
-                self._database_state(True)
-                break
-            except TransientError as exc:
-                attempt += 1
-                self.metrics.record_retry("database")
-                self._database_state(False, exc)
-                if self._stop.is_set() and time.monotonic() >= self._deadline - 1:
-                    self._release(batch)
-                    return
-                pause = backoff(attempt, base=0.5, cap=15)
-                if self._stop.is_set():
-                    pause = min(pause, max(0.0, self._deadline - 1 - time.monotonic()))
-                time.sleep(pause)
-        self._acknowledge(report, batch)
+
+        def attempt() -> WriteReport:
+            nonlocal outcomes
+            if outcomes is None:
+                outcomes = self._redrive([self.pipeline.processor.process(m) for m in batch])
+            started = time.monotonic()
+            report = self.pipeline.sink.write(outcomes)
+            self.metrics.observe_batch(len(outcomes), time.monotonic() - started)
+            self._database_state(True)
+            return report
+
+        def on_retry(exc: TransientError, _attempt: int) -> None:
+            self.metrics.record_retry("database")
+            self._database_state(False, exc)
+            if self._stop.is_set() and time.monotonic() >= self._deadline - 1:
+                raise _GiveUp from exc
+
+        return retry_transient(attempt, base=0.5, cap=15, pause=self._pause, on_retry=on_retry)
+
+    def _replay_created(self) -> None:
         if self.pipeline.processor.created_tables:
             replayed = self.pipeline.replay_created()
             log.info("replayed %d stored unknown events into new tables", replayed)
 
-    def _redrive(self, outcomes: list[Outcome], batch: list[tuple[Message, Binding]]
-                 ) -> list[Outcome]:
+    def _redrive(self, outcomes: list[Outcome]) -> list[Outcome]:
         """With ``dead_letter_policy: redrive``, poison messages are left for SQS's DLQ."""
         if self.options.dead_letter_policy != "redrive":
             return outcomes
-        keep: list[Outcome] = []
-        poison: list[Outcome] = []
-        for o in outcomes:
-            (poison if o.kind == Kind.DEAD_LETTER else keep).append(o)
+        keep = [o for o in outcomes if o.kind != Kind.DEAD_LETTER]
+        poison = [o for o in outcomes if o.kind == Kind.DEAD_LETTER]
+        for o in poison:
+            self.pipeline.sink.log_dead_letter(o)
         if poison:
-            for o in poison:
-                self.pipeline.logs.error(o.event_name or "?", o.error or "", None,
-                                         o.message.body[:2000])
-                self.pipeline.logs.recovery(sqs_form(o.message), None)
-            bindings = {_key(m): b for m, b in batch}
-            self._release([(o.message, bindings[_key(o.message)]) for o in poison])
+            self._release([o.message for o in poison])
         return keep
 
-    def _acknowledge(self, report: WriteReport, batch: list[tuple[Message, Binding]]) -> None:
-        bindings = {_key(m): b for m, b in batch}
-        for b, messages in _by_binding((m, bindings[_key(m)]) for m in report.messages):
-            b.source.ack(messages)
+    def _acknowledge(self, report: WriteReport, batch: list[Message]) -> None:
+        for source, messages in _by_source(report.messages):
+            source.ack(messages)
         self._unhold(report.messages)
         with self._stats_lock:  # several writers may finish batches at once
             self.stats.add(report)
+            self._stats_lock.notify_all()
         now = time.time()
         for o in report.committed:
             self.metrics.record_message(o.table, o.kind.value)
         for _ in report.duplicates:
             self.metrics.record_message(None, "duplicate")
-        ages = [now - m.sent_at for m, _ in batch if m.sent_at]
+        ages = [now - m.sent_at for m in batch if m.sent_at]
         if ages:
             self.metrics.observe_message_age(max(ages))
 
-    def _release(self, batch: Sequence[tuple[Message, Binding]]) -> None:
-        for b, messages in _by_binding(batch):
+    def _release(self, messages: Sequence[Message]) -> None:
+        for source, mine in _by_source(messages):
             try:
-                b.source.release(messages)
+                source.release(mine)
             except Exception:
                 log.exception("could not release %d messages; they return after their "
-                              "visibility timeout", len(messages))
-        self._unhold([m for m, _ in batch])
+                              "visibility timeout", len(mine))
+        self._unhold(messages)
 
     def _release_everything(self) -> None:
         with self._held_lock:
-            left = [(h.message, h.binding) for h in self._held.values()]
+            left = list(self._held)
         while True:
             try:
                 self._work.get_nowait()
@@ -358,33 +387,35 @@ class Daemon:
                 if watchdog and now - last_ping >= watchdog and self.alive():
                     self.notifier.watchdog()
                     last_ping = now
+                snapshot = self.metrics.snapshot()
                 if self.status:
-                    self.status.update(self.metrics.snapshot())
+                    self.status.update(snapshot)
+                if watchdog and now - last_ping < interval:  # just pinged: say how it goes
+                    self.notifier.status(format_line(snapshot, None))
             except Exception:
                 log.exception("housekeeping failed; going on")
-            time.sleep(interval)
+            self._deadline_passed.wait(interval)  # runs on through the shutdown
 
     def _writers_finished(self) -> bool:
-        writers = [t for t in self._threads if t.name.startswith("ledbelly-writer")]
-        return bool(writers) and not any(t.is_alive() for t in writers)
+        return bool(self._writers) and not any(t.is_alive() for t in self._writers)
 
     def _extend_visibility(self) -> None:
         now = time.monotonic()
-        due: dict[int, tuple[Binding, list[_Held]]] = {}
+        due: dict[Source, list[tuple[Message, _Held]]] = {}
         with self._held_lock:
-            for h in self._held.values():
-                vt = h.binding.visibility_timeout
-                if vt and h.visible_at - now < max(min(5.0, vt * 0.5), vt * 0.4):
-                    due.setdefault(id(h.binding), (h.binding, []))[1].append(h)
-        for b, held in due.values():
-            assert b.visibility_timeout is not None
+            for m, h in self._held.items():
+                vt = h.visibility_timeout
+                if vt and m.source is not None and \
+                        h.visible_at - now < max(min(5.0, vt * 0.5), vt * 0.4):
+                    due.setdefault(m.source, []).append((m, h))
+        for source, held in due.items():
             try:
-                b.source.extend([h.message for h in held], b.visibility_timeout)
+                source.extend([m for m, _ in held], held[0][1].visibility_timeout or 0)
             except Exception:
                 log.exception("could not extend visibility of %d messages", len(held))
                 continue
-            for h in held:
-                h.visible_at = now + b.visibility_timeout
+            for _, h in held:
+                h.visible_at = now + (h.visibility_timeout or 0)
 
     def alive(self) -> bool:
         """For the systemd watchdog: the threads work. A database outage is not a reason
@@ -404,13 +435,10 @@ class Daemon:
         return True, "ok"
 
 
-def _by_binding(pairs: Iterable[tuple[Message, Binding]]) -> list[tuple[Binding, list[Message]]]:
+def _by_source(messages: Iterable[Message]) -> list[tuple[Source, list[Message]]]:
     """Messages grouped by the source they came from, for that source's batch calls."""
-    grouped: dict[int, tuple[Binding, list[Message]]] = {}
-    for m, b in pairs:
-        grouped.setdefault(id(b), (b, []))[1].append(m)
-    return list(grouped.values())
-
-
-def _key(m: Message) -> tuple[str, str]:
-    return (m.queue or "", str(m.handle) if m.handle is not None else m.message_id)
+    grouped: dict[Source, list[Message]] = {}
+    for m in messages:
+        assert m.source is not None, "a daemon's message always knows its source"
+        grouped.setdefault(m.source, []).append(m)
+    return list(grouped.items())

@@ -10,6 +10,7 @@ statement.
 from __future__ import annotations
 
 import io
+import weakref
 from collections.abc import Callable
 from datetime import datetime
 from operator import itemgetter
@@ -98,36 +99,55 @@ def time_columns(table: Table, columns: tuple[str, ...]) -> frozenset[str]:
                      isinstance(table.c[c].type, DateTime))
 
 
-_COPY_SQL: dict[tuple[int, tuple[str, ...]], tuple[str, frozenset[str]]] = {}
+# Per Table object, dropped with it: a table rebuilt after evolution gets its own entry.
+_COPY_SQL: weakref.WeakKeyDictionary[Table, dict[tuple[str, ...], tuple[str, frozenset[str]]]] = \
+    weakref.WeakKeyDictionary()
 
 
 def _copy_sql(conn: Connection, table: Table, columns: tuple[str, ...]
               ) -> tuple[str, frozenset[str]]:
-    key = (id(table), columns)
-    found = _COPY_SQL.get(key)
+    by_columns = _COPY_SQL.setdefault(table, {})
+    found = by_columns.get(columns)
     if found is None:
         prep = conn.dialect.identifier_preparer
         names = ", ".join(prep.quote(table.c[c].name if c in table.c else c) for c in columns)
-        found = _COPY_SQL[key] = (f"COPY {prep.format_table(table)} ({names}) FROM STDIN",
-                                  time_columns(table, columns))
+        found = by_columns[columns] = (f"COPY {prep.format_table(table)} ({names}) FROM STDIN",
+                                       time_columns(table, columns))
     return found
+
+
+def by_columns(rows: list[dict[str, Any]]) -> list[tuple[tuple[str, ...], list[dict[str, Any]]]]:
+    """Rows grouped by the columns they fill, first-seen order kept.
+
+    One batch's rows of a table usually share their keys, but not always: schema
+    evolution can add a column between two messages of a batch. Each group is one
+    statement, so no row loses a value to another row's column list.
+    """
+    first = tuple(rows[0])
+    if all(tuple(r) == first for r in rows):
+        return [(first, rows)]
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r), []).append(r)
+    return list(groups.items())
 
 
 def copy_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """``COPY table (columns) FROM STDIN`` through the connection's own transaction."""
-    columns = tuple(rows[0])
-    sql, times = _copy_sql(conn, table, columns)
     raw = conn.connection.dbapi_connection
     assert raw is not None
     cur: Any = raw.cursor()
     try:
-        cur.copy_expert(sql, io.StringIO(copy_text(rows, list(columns), times)))
+        for columns, group in by_columns(rows):
+            sql, times = _copy_sql(conn, table, columns)
+            cur.copy_expert(sql, io.StringIO(copy_text(group, list(columns), times)))
     finally:
         cur.close()
 
 
 def executemany(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    conn.execute(insert(table), rows)
+    for _, group in by_columns(rows):
+        conn.execute(insert(table), group)
 
 
 Inserter = Callable[[Connection, Table, list[dict[str, Any]]], None]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Column, Engine, Table, delete, inspect, select
 from sqlalchemy import exc as sa_exc
@@ -34,11 +34,11 @@ from ledbelly.schema.model import Catalog, TableDef
 from ledbelly.schema.patch import Patch, apply_patch, suggest, write_table_file
 from ledbelly.transform.processor import Processor
 
-__all__ = ["MODES", "AlterPlan", "Evolver", "Mode", "Patch", "TableChange", "apply_alter",
+__all__ = ["MODES", "AlterPlan", "Evolver", "Patch", "TableChange", "apply_alter",
            "apply_patch", "plan_alter", "replay_unknown", "suggest"]
 
-Mode = Literal["off", "add_columns", "add_columns_and_tables"]
-MODES: tuple[Mode, ...] = ("off", "add_columns", "add_columns_and_tables")
+# The values of ``schema_evolution`` (run configuration) and ``--schema-evolution``.
+MODES = ("off", "add_columns", "add_columns_and_tables")
 # MySQL's TEXT family by capacity; other dialects' unbounded types have no length.
 _MYSQL_TEXT = {"TINYTEXT": 255, "TEXT": 65_535, "MEDIUMTEXT": 16_777_215,
                "LONGTEXT": 4_294_967_295}
@@ -318,7 +318,7 @@ def replay_unknown(sink: Sink, processor: Processor, table: TableDef) -> int:
     and a new ledger entry in one transaction, so it is never lost nor counted twice.
     Returns how many messages now have rows.
     """
-    system = sink.system
+    system = sink.tables.system
     unknown, ledger = system[UNKNOWN_TABLE], system[LEDGER]
     with sink.engine.connect() as conn:
         stored = conn.execute(select(unknown.c.id, unknown.c.message_id, unknown.c.event_name,
@@ -336,7 +336,7 @@ def replay_unknown(sink: Sink, processor: Processor, table: TableDef) -> int:
             conn.execute(delete(unknown).where(unknown.c.id == row.id))
             conn.execute(delete(ledger).where(ledger.c.message_id == row.message_id))
             for name, values in outcome.rows:
-                sink.insert_rows(conn, sink.sa_table(sink.catalog.tables[name]), [values])
+                sink.insert_rows(conn, sink.tables.table_by_name(name), [values])
             sink.insert_rows(conn, ledger, [{
                 "message_id": row.message_id, "event_name": row.event_name,
                 "target_table": outcome.table, "outcome": Kind.INSERTED.value,

@@ -23,12 +23,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledbelly.errors import LedbellyError
+from ledbelly.ingest.consume import ingest
 from ledbelly.message import Message
 from ledbelly.ops.logs import UNDEFINED, EventLogs
+from ledbelly.ops.stats import Stats
 from ledbelly.ops.tuning import tune_gc
-from ledbelly.pipeline import Pipeline, PipelineSettings, Stats, ingest
+from ledbelly.pipeline import Pipeline, PipelineSettings
 from ledbelly.schema.model import Catalog
-from ledbelly.sources.files import is_line_file, read_path, read_range
+from ledbelly.sources.files import IterSource, is_line_file, read_path, read_range
 
 # Below this many bytes of JSON lines (about 500 events) a second process costs more
 # than it saves.
@@ -131,11 +133,9 @@ def ingest_paths(settings: PipelineSettings, paths: Sequence[str], workers: int 
         tune_gc()  # forked workers inherit it
         if len(plan) <= 1:
             messages = itertools.chain.from_iterable(read_path(p) for p in paths)
-            return ingest(pipeline, messages, progress=progress)
-        # Tables are created here, so workers never race to DDL.
-        if pipeline.sink.create_missing and pipeline.sink.create_event_tables():
-            pipeline.prepare()
-        known = pipeline.sink.known_columns()
+            return ingest(pipeline, IterSource(messages), progress=progress)
+        # prepare() created the tables here (if allowed), so workers never race to DDL.
+        known = pipeline.tables.known_columns()
     finally:
         pipeline.close()
     return _run_workers(settings, plan, progress, _WorkerStart(pipeline.catalog, known))
@@ -258,9 +258,9 @@ def _worker(settings: PipelineSettings, shares: list[Share], outbox: Any,
     try:
         logs = EventLogs(settings.log_dir, forward=lambda line: send("log", line))
         pipeline = Pipeline(settings, logs=logs, catalog=start.catalog)
-        pipeline.sink.adopt_columns(start.known_columns)
+        pipeline.tables.adopt_columns(start.known_columns)
         messages = itertools.chain.from_iterable(s.messages() for s in shares)
-        stats = ingest(pipeline, messages, progress=lambda n: send("progress", n),
+        stats = ingest(pipeline, IterSource(messages), progress=lambda n: send("progress", n),
                        overlap=False)  # the other workers use the CPU while this one waits
         send("done", stats)
     except BaseException as exc:  # reported to the parent, which raises it

@@ -87,9 +87,6 @@ class EventLogs:
             for name in ALL_FILES
         }
 
-    def file(self, name: str) -> LogFile | ForwardedLogFile:
-        return self._files[name]
-
     def write_forwarded(self, line: tuple[str, str]) -> None:
         """Write a line a ``ForwardedLogFile`` in another process sent."""
         name, text = line

@@ -150,11 +150,6 @@ class Metrics:
         with self._lock:
             self._backlog = n
 
-    def events_total(self) -> int:
-        """Every message counted so far, whatever its outcome."""
-        with self._lock:
-            return sum(self._messages.values())
-
     def snapshot(self) -> dict[str, Any]:
         """A consistent copy of the numbers a status line or a STATUS= notice shows."""
         with self._lock:

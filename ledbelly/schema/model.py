@@ -60,6 +60,7 @@ class ColumnDef:
     primary_key: bool = False
     source: str | None = None
     json: bool = False
+    urn_id: bool = False  # the Canvas id at the end of the URN in ``source``
 
     @property
     def is_system(self) -> bool:
@@ -112,7 +113,7 @@ def _column_from_yaml(table: str, name: str, spec: Any) -> ColumnDef:
         spec = {"type": spec}
     if not isinstance(spec, dict):
         raise SchemaError(f"{where}: expected a mapping like {{type: bigint}}, got {spec!r}")
-    unknown = set(spec) - {"type", "size", "multibyte", "primary_key", "source", "json"}
+    unknown = set(spec) - {"type", "size", "multibyte", "primary_key", "source", "json", "urn_id"}
     if unknown:
         raise SchemaError(f"{where}: unknown keys {sorted(unknown)}")
     ctype = spec.get("type")
@@ -131,7 +132,15 @@ def _column_from_yaml(table: str, name: str, spec: Any) -> ColumnDef:
         primary_key=bool(spec.get("primary_key", False)),
         source=spec.get("source"),
         json=bool(spec.get("json", False)),
+        urn_id=_urn_id(where, ctype, spec),
     )
+
+
+def _urn_id(where: str, ctype: str, spec: dict[str, Any]) -> bool:
+    urn_id = bool(spec.get("urn_id", False))
+    if urn_id and (ctype != "bigint" or not spec.get("source")):
+        raise SchemaError(f"{where}: urn_id needs type: bigint and the URN column as source")
+    return urn_id
 
 
 def table_from_dict(doc: Any, path: Path | None = None) -> TableDef:
@@ -172,7 +181,7 @@ def table_to_dict(table: TableDef) -> dict[str, Any]:
         spec: dict[str, Any] = {"type": c.type}
         if c.size is not None:
             spec["size"] = c.size
-        for flag in ("multibyte", "primary_key", "json"):
+        for flag in ("multibyte", "primary_key", "json", "urn_id"):
             if getattr(c, flag):
                 spec[flag] = True
         if c.source:
@@ -195,7 +204,7 @@ def default_schema_dir() -> Path:
     here = Path.cwd() / "schemas"
     if here.is_dir():
         return here
-    return Path(__file__).resolve().parent.parent / "schemas"
+    return Path(__file__).resolve().parents[2] / "schemas"  # ledbelly/schema/model.py
 
 
 class Catalog:

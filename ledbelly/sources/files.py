@@ -7,8 +7,9 @@ becomes a message, so it ends as a dead letter rather than vanishing.
 
 from __future__ import annotations
 
+import itertools
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +132,34 @@ def _lines_until(fh: Any, end: int) -> Iterator[str]:
             return
         at += len(raw)
         yield raw.decode("utf-8", "surrogateescape")
+
+
+class IterSource:
+    """Messages drawn from an iterator (files, stdin) behind the ``Source`` interface.
+
+    ``ingest`` consumes it like the daemon consumes a queue, and stops at the first
+    empty ``receive``: the input is done. Acknowledging needs nothing, and a batch that
+    did not commit is not handed back: ``ingest`` stops with the error, and running the
+    same command again finishes the job, as the ledger skips what is already in.
+    """
+
+    def __init__(self, messages: Iterable[Message], name: str = "files") -> None:
+        self.name = name
+        self._messages = iter(messages)
+
+    def receive(self, max_messages: int, wait_seconds: float) -> list[Message]:
+        return list(itertools.islice(self._messages, max_messages))
+
+    def ack(self, messages: Sequence[Message]) -> list[Message]:
+        return []
+
+    def release(self, messages: Sequence[Message]) -> None:
+        return None
+
+    def extend(self, messages: Sequence[Message], seconds: int) -> None:
+        return None
+
+    def close(self) -> None:
+        close = getattr(self._messages, "close", None)
+        if close is not None:
+            close()  # a generator holding an open file closes it now

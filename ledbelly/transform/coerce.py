@@ -34,12 +34,14 @@ Coercer = Callable[[Any], Any]
 
 
 def _integer(lo: int, hi: int) -> Coercer:
-    def coerce(value: Any) -> int:
+    def coerce(value: Any) -> int | None:
         t = type(value)
         n: int
         if t is int:
             n = int(value)
         elif t is str:
+            if not value:
+                return None  # Canvas sends "" for an id it cleared (custom grade status)
             if not _INT_TEXT.match(value):
                 raise CoercionFailed(f"not an integer: {value[:80]!r}")
             n = int(value)
@@ -114,7 +116,10 @@ def _parse_time(value: str) -> datetime:
     except ValueError:
         raise CoercionFailed(f"not an ISO 8601 time: {value[:80]!r}") from None
     if dt.tzinfo is not None:
-        dt = dt.astimezone(UTC).replace(tzinfo=None)
+        try:
+            dt = dt.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # 0001-01-01T00:30+01:00 is before year 1 in UTC
+            raise CoercionFailed(f"out of range as a UTC time: {value[:80]!r}") from None
     return dt
 
 
@@ -192,7 +197,26 @@ COERCERS: dict[str, Coercer] = {
 }
 
 
+_CANVAS_URN = "urn:instructure:canvas:"
+
+
+def canvas_id_of_urn(value: Any) -> int | None:
+    """The Canvas id at the end of a Canvas URN (``urn:instructure:canvas:user:2107…01``).
+
+    Anything else, another vendor's URN or a URL, has no Canvas id: NULL, not an error.
+    """
+    if type(value) is not str or not value.startswith(_CANVAS_URN):
+        return None
+    tail = value.rpartition(":")[2]
+    if not tail.isdigit() or not tail.isascii():
+        return None
+    n = int(tail)
+    return n if n <= BIGINT_MAX else None
+
+
 def coercer_for(column: ColumnDef) -> Coercer:
+    if column.urn_id:
+        return canvas_id_of_urn
     return COERCERS[column.type]
 
 
