@@ -9,7 +9,8 @@ and enabled by name in the configuration. The host calls four hooks:
 - ``before_insert(outcomes)`` in the writer, inside the batch, before the transaction.
   It may append ``(table, row)`` pairs to ``outcome.rows`` for its own tables (schemas
   in ``schemas/custom/``); they commit with the batch. It runs on the ingest path, so it
-  must be quick. If it raises, the rows it appended are taken back out.
+  must be quick; with several writers it is called from several threads at once. If it
+  raises, the rows it appended are taken back out.
 - ``after_commit(committed)`` with the outcomes of a committed batch. The host hands it
   to the extension's own thread through a bounded queue, so it never delays the SQS
   delete of those messages; when the queue is full the batch is dropped for that
@@ -199,6 +200,23 @@ class ExtensionHost:
 
     def __bool__(self) -> bool:
         return bool(self._extensions)
+
+    def get(self, name: str) -> Extension | None:
+        """The extension enabled under ``name``."""
+        return next((ext for ext, _ in self._extensions if ext.name == name), None)
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """Counts per extension for the metrics: ``failures``, ``dropped``, and whatever
+        integer counts the extension keeps in a ``stats`` mapping (geoip's lookups)."""
+        out: dict[str, dict[str, int]] = {}
+        with self._lock:
+            for ext, _ in self._extensions:
+                counts = {"failures": self.failures[ext.name], "dropped": self.dropped[ext.name]}
+                stats = getattr(ext, "stats", None)
+                if isinstance(stats, Mapping):
+                    counts.update({str(k): v for k, v in stats.items() if isinstance(v, int)})
+                out[ext.name] = counts
+        return out
 
     # ----- lifecycle ----------------------------------------------------------------------
 
