@@ -248,12 +248,12 @@ class ExtensionHost:
     def stop(self) -> None:
         """Hand over the queued batches (up to ``drain_timeout``), then stop each extension."""
         workers, self._workers = list(self._workers.values()), {}
-        deadline = self._clock() + self.drain_timeout
+        deadline = time.monotonic() + self.drain_timeout
         for worker in workers:
-            worker.close(max(0.0, deadline - self._clock()))
+            worker.close(max(0.0, deadline - time.monotonic()))
         busy: set[str] = set()
         for worker in workers:
-            worker.join(max(0.0, deadline - self._clock()))
+            worker.join(max(0.0, deadline - time.monotonic()))
             if worker.is_alive():
                 busy.add(worker.extension.name)
                 log.warning("extension %s did not finish its queued batches within %.0f s; "

@@ -122,6 +122,13 @@ class GeoIp(Extension):
     # ----- lifecycle ----------------------------------------------------------------------
 
     def start(self, context: ExtensionContext) -> None:
+        try:
+            self._start(context)
+        except BaseException:
+            self.stop()  # a reader or engine opened before the fault
+            raise
+
+    def _start(self, context: ExtensionContext) -> None:
         options = context.options
         unknown = set(options) - _OPTIONS
         if unknown:
