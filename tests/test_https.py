@@ -188,7 +188,8 @@ def intake(make_pipeline: Callable[..., Any], jwks: JwksServer
         source = HttpsSource(settings, metrics)
         source.start()
         daemon = Daemon(make_pipeline(db), [Binding(source, 1, 0.2, None)],
-                        WorkerOptions(max_batch_wait=0.2, shutdown_timeout=10), metrics=metrics)
+                        WorkerOptions(max_batch_wait=0.2, shutdown_timeout=10,
+                                      housekeeping_interval=0.1), metrics=metrics)
         daemon.start()
         running.append(daemon)
         return Intake(f"http://127.0.0.1:{source.port}{settings.path}", source, daemon,

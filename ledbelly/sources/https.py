@@ -275,7 +275,7 @@ class HttpsSource:
         """Queued events, waiting at most ``wait_seconds`` for the first."""
         out: list[Message] = []
         with self._cond:
-            if not self._queue and not self._closing:
+            if not self._queue:
                 self._cond.wait(timeout=wait_seconds)
             while self._queue and len(out) < max_messages:
                 pending = self._pending.get(self._queue.popleft())
