@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from ledbelly.cli.ops import register as register_ops_commands
 from ledbelly.cli.options import (
     create_option,
     db_option,
@@ -19,6 +20,7 @@ from ledbelly.cli.options import (
     reports_errors,
     schemas_option,
 )
+from ledbelly.cli.replay import register as register_replay_command
 from ledbelly.cli.schema import register as register_schema_commands
 from ledbelly.db.engine import pool_size_for, resolve_url, safe_url
 from ledbelly.db.evolve import MODES
@@ -89,7 +91,8 @@ def ingest(db_url: str | None, log_dir: Path, create_missing: bool | None,
     sys.stdout.flush()  # the summary ends its line before any note on stderr
     if stats.dead_letters:
         click.echo(f"dead letters are in ledbelly_dead_letters and {log_dir}/sql-errors.log; "
-                   f"replay with: ledbelly ingest {log_dir}/sql-recovery.jsonl", err=True)
+                   "after fixing the cause, replay with: ledbelly replay --dead-letters",
+                   err=True)
 
 
 @contextmanager
@@ -183,7 +186,8 @@ def demo(count: int, db_url: str, seed: int) -> None:
 
 
 register_schema_commands(main)
-__import__("ledbelly.cli.ops", fromlist=["register"]).register(main)  # logs, stats
+register_ops_commands(main)  # logs, stats
+register_replay_command(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

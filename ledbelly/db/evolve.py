@@ -201,6 +201,11 @@ def _alter_statements(table: Table, clauses: list[tuple[str, str]],
     return [f"{target} {p}" for p in parts]
 
 
+def add_column_statement(table: Table, column: Column[Any], dialect: Dialect) -> str:
+    """``ALTER TABLE`` adding one column, in the dialect's own words."""
+    return _alter_statements(table, [("add", _spec(column, dialect))], dialect)[0]
+
+
 def _add_clause(spec: str, dialect: Dialect) -> str:
     if dialect.name == "mssql":
         return f"ADD {spec}"

@@ -7,6 +7,7 @@ table is found one way and its columns are read once and forgotten together.
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from sqlalchemy import Connection, Engine, MetaData, Table, inspect
@@ -16,6 +17,8 @@ from ledbelly.db.errors import classify_db_error
 from ledbelly.db.tables import build_system_tables, build_table
 from ledbelly.errors import PermanentError
 from ledbelly.schema.model import Catalog, TableDef
+
+log = logging.getLogger(__name__)
 
 
 class LiveTables:
@@ -49,6 +52,7 @@ class LiveTables:
                     for t in missing_system:
                         t.create(conn, checkfirst=True)
                     conn.commit()
+                self._add_system_columns(conn, existing)
         except sa_exc.SQLAlchemyError as exc:
             raise classify_db_error(exc) from exc
         if self.create_missing:
@@ -56,6 +60,22 @@ class LiveTables:
             return []
         self._preload_live_columns(existing)
         return [t.name for t in self.catalog if self.db_name(t) not in existing]
+
+    def _add_system_columns(self, conn: Connection, existing: set[str]) -> None:
+        """Columns a newer ledbelly added to its own tables (replay's ``attempts``), added
+        to an older database's: they are nullable, and nothing else writes these tables."""
+        from ledbelly.db.evolve import add_column_statement
+
+        insp = inspect(conn)
+        for table in self.system.values():
+            if table.name not in existing:
+                continue
+            have = {c["name"].lower() for c in insp.get_columns(table.name)}
+            for column in table.columns:
+                if column.name.lower() not in have:
+                    conn.exec_driver_sql(add_column_statement(table, column, conn.dialect))
+                    log.info("added column %s.%s for this ledbelly", table.name, column.name)
+        conn.commit()
 
     def _preload_live_columns(self, existing: set[str]) -> None:
         """Every existing event table's columns in one query, not one query per table."""

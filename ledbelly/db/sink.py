@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, Table, delete, insert, select
 from sqlalchemy import exc as sa_exc
 
 from ledbelly.db.bulk import inserter_for
@@ -57,32 +57,38 @@ class Sink:
 
     # ----- writing ------------------------------------------------------------------------
 
-    def write(self, outcomes: Sequence[Outcome]) -> WriteReport:
-        """Commit a batch; ``TransientError`` (nothing committed) if the database is away."""
+    def write(self, outcomes: Sequence[Outcome], replay: bool = False) -> WriteReport:
+        """Commit a batch; ``TransientError`` (nothing committed) if the database is away.
+
+        With ``replay`` a message the ledger holds as a dead letter or an unknown event is
+        written again: its parked row and ledger entry are replaced, in the same
+        transaction, by what it is now (rows, or parked again with one more attempt).
+        Live traffic never replays: a poison message redelivered stays where it is.
+        """
         report = WriteReport()
         if outcomes:
-            self._write(list(outcomes), report)
+            self._write(list(outcomes), report, replay)
         return report
 
-    def _write(self, outcomes: list[Outcome], report: WriteReport) -> None:
+    def _write(self, outcomes: list[Outcome], report: WriteReport, replay: bool) -> None:
         try:
             with self.engine.begin() as conn:
-                if self._claims_with_returning:
+                if self._claims_with_returning and not replay:
                     fresh, dups = self._claim(conn, outcomes)
                     self._insert(conn, fresh, ledger_done=True)
                 else:
-                    fresh, dups = self._dedupe(conn, outcomes)
-                    self._insert(conn, fresh)
+                    fresh, dups, attempts = self._dedupe(conn, outcomes, replay)
+                    self._insert(conn, fresh, attempts=attempts)
         except Exception as exc:  # classified: transient ones are retried, never dead letters
             err = classify_db_error(exc)
             if isinstance(err, TransientError):
                 raise err from exc
             if len(outcomes) == 1:
-                self._dead_letter_alone(outcomes[0], err, exc, report)
+                self._dead_letter_alone(outcomes[0], err, exc, report, replay)
                 return
             mid = len(outcomes) // 2
-            self._write(outcomes[:mid], report)
-            self._write(outcomes[mid:], report)
+            self._write(outcomes[:mid], report, replay)
+            self._write(outcomes[mid:], report, replay)
             return
         report.committed.extend(fresh)
         report.duplicates.extend(dups)
@@ -116,29 +122,50 @@ class Sink:
             cur.close()
         return _first_of_each(outcomes, claimed)
 
-    def _dedupe(self, conn: Connection, outcomes: list[Outcome]
-                ) -> tuple[list[Outcome], list[Message]]:
+    def _dedupe(self, conn: Connection, outcomes: list[Outcome], replay: bool = False
+                ) -> tuple[list[Outcome], list[Message], dict[str, int]]:
+        """Fresh outcomes, duplicates, and (replaying) the attempts of parked messages,
+        whose parked rows and ledger entries are deleted here to be written anew."""
         ledger = self.tables.system[LEDGER]
         ids = list({o.message.message_id for o in outcomes})
-        seen: set[str] = set()
-        for i in range(0, len(ids), 900):
-            chunk = ids[i:i + 900]
-            seen.update(conn.execute(
-                select(ledger.c.message_id).where(ledger.c.message_id.in_(chunk))).scalars())
-        return _first_of_each(outcomes, set(ids) - seen)
+        seen: dict[str, str] = {}
+        for chunk in _chunks(ids):
+            seen.update(conn.execute(select(ledger.c.message_id, ledger.c.outcome)
+                                     .where(ledger.c.message_id.in_(chunk))).all())
+        parked = [m for m, kind in seen.items() if replay and kind != Kind.INSERTED.value]
+        attempts = self._unpark(conn, parked) if parked else {}
+        return (*_first_of_each(outcomes, set(ids) - set(seen) | set(parked)), attempts)
 
-    def _insert(self, conn: Connection, outcomes: list[Outcome],
-                ledger_done: bool = False) -> None:
+    def _unpark(self, conn: Connection, ids: list[str]) -> dict[str, int]:
+        """Remove parked messages' rows and ledger entries; how often each was tried."""
+        tried: dict[str, int] = {}
+        for name in (DEAD_LETTERS, UNKNOWN_TABLE, LEDGER):
+            table = self.tables.system[name]
+            for chunk in _chunks(ids):
+                if name != LEDGER:
+                    for mid, n in conn.execute(select(table.c.message_id, table.c.attempts)
+                                               .where(table.c.message_id.in_(chunk))):
+                        tried[mid] = max(tried.get(mid, 0), n or 1)
+                conn.execute(delete(table).where(table.c.message_id.in_(chunk)))
+        return tried
+
+    def _insert(self, conn: Connection, outcomes: list[Outcome], ledger_done: bool = False,
+                attempts: dict[str, int] | None = None) -> None:
         now = _now()
+        tried = attempts or {}
         by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for o in outcomes:
             if o.kind == Kind.UNKNOWN:
-                by_table[UNKNOWN_TABLE].append(_unknown_row(o, now))
+                row = _unknown_row(o, now)
             elif o.kind == Kind.DEAD_LETTER:
-                by_table[DEAD_LETTERS].append(_dead_letter_row(o, o.error or "", now))
+                row = _dead_letter_row(o, o.error or "", now)
             else:
-                for name, row in o.rows:
-                    by_table[name].append(row)
+                for name, values in o.rows:
+                    by_table[name].append(values)
+                continue
+            row["attempts"] = tried.get(o.message.message_id, 0) + 1
+            row["last_attempt_at"] = now
+            by_table[UNKNOWN_TABLE if o.kind == Kind.UNKNOWN else DEAD_LETTERS].append(row)
         for name, rows in by_table.items():
             self.insert_rows(conn, self.tables.table_by_name(name), rows)
         if not ledger_done:
@@ -153,7 +180,7 @@ class Sink:
     # ----- dead letters -------------------------------------------------------------------
 
     def _dead_letter_alone(self, outcome: Outcome, err: LedbellyError, exc: BaseException,
-                           report: WriteReport) -> None:
+                           report: WriteReport, replay: bool) -> None:
         """One message the database refused: store it as a dead letter, with its reason."""
         failed_rows = outcome.rows
         reason = f"database refused the row: {err}"
@@ -162,13 +189,13 @@ class Sink:
         for attempt in range(2):
             try:
                 with self.engine.begin() as conn:
-                    fresh, dups = self._dedupe(conn, [dead])
+                    fresh, dups, tried = self._dedupe(conn, [dead], replay)
                     if dups:
                         report.duplicates.extend(dups)
                         return
                     if attempt:
                         dead.message = _unstorable_copy(outcome.message)
-                    self._insert(conn, fresh)
+                    self._insert(conn, fresh, attempts=tried)
                 break
             except Exception as again:
                 second = classify_db_error(again)
@@ -200,6 +227,11 @@ class Sink:
             except (sa_exc.SQLAlchemyError, NotImplementedError, TypeError, ValueError):
                 parts.append(f"-- {name}: {row!r}")
         return "\n".join(parts)
+
+
+def _chunks(ids: list[str], size: int = 900) -> list[list[str]]:
+    """Lists short enough for an ``IN (...)`` on every database (SQLite allows 999)."""
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
 def _first_of_each(outcomes: list[Outcome], new_ids: set[str]
