@@ -34,7 +34,7 @@ def test_ingest_prints_an_exact_summary_and_is_idempotent(tmp_path: Path) -> Non
     assert first.stdout.splitlines()[-1] == (
         "messages 4: rows canvas 3, caliper 0; unknown 0; dead letters 1; "
         "duplicates skipped 0; truncations 0; undefined fields 0")
-    assert "replay with: ledbelly ingest" in first.stderr
+    assert "replay with: ledbelly replay --dead-letters" in first.stderr
     second = _invoke(*args)
     assert second.stdout.splitlines()[-1] == (
         "messages 4: rows canvas 0, caliper 0; unknown 0; dead letters 0; "

@@ -139,10 +139,10 @@ def test_summary_reduces_every_log_and_its_rotated_copies(tmp_path: Path) -> Non
         "unknown event types: not in the logs; add --db URL to count the stored ones",
         "dead letters: 4 in sql-errors.log, 4 replayable in sql-recovery.jsonl",
         "  3 x not JSON: Expecting value: line N column N (char N) (asset_accessed 2, "
-        f"quiz_submitted 1); fix the cause, then replay: ledbelly ingest {d}/sql-recovery.jsonl",
+        "quiz_submitted 1); fix the cause, then replay: ledbelly replay --dead-letters",
         "  1 x database refused the row: (psycopg2.errors.NumericValueOutOfRange) integer out "
         "of range N (grade_change 1); fix the cause, then replay: "
-        f"ledbelly ingest {d}/sql-recovery.jsonl",
+        "ledbelly replay --dead-letters",
         "schema changes: 1 made by schema evolution (schema-changes.log); review "
         f"schemas.local/ with ledbelly schema suggest --log-dir {d}",
     ]
@@ -154,7 +154,7 @@ def test_summary_of_a_real_ingest_names_each_fix(tmp_path: Path) -> None:
     out = run_cli("logs", "summary", "--log-dir", str(log_dir), "--db", db).stdout
     d = str(log_dir)
     suggest = f"fix: ledbelly schema suggest --log-dir {d}"
-    replay = f"fix the cause, then replay: ledbelly ingest {d}/sql-recovery.jsonl"
+    replay = "fix the cause, then replay: ledbelly replay --dead-letters"
     assert out.splitlines() == [
         f"log summary of {d}: 6 files read",
         "truncations: 4 values cut in 2 columns",
@@ -277,8 +277,7 @@ def test_stats_counts_rows_and_waiting_messages(db_url: str, tmp_path: Path) -> 
     assert len(chart) == 2 + 62 and chart.endswith("█|")
     i = lines.index("dead letters waiting: 2")
     assert lines[i + 1:i + 4] == ["  asset_accessed: 1", "  grade_change: 1",
-                                  "  replay them after the fix: ledbelly ingest "
-                                  "log/sql-recovery.jsonl"]
+                                  "  replay them after the fix: ledbelly replay --dead-letters"]
     assert "unknown events waiting: 2" in lines
     assert "  totally_new_event: 2" in lines
     assert lines[-1].startswith("ledger (ledbelly_messages): ")

@@ -428,7 +428,7 @@ def render_stats(stats: DbStats, show_empty: bool = False) -> str:
     for name, n in stats.dead_letters.items():
         out.append(f"  {name}: {n:,}")
     if stats.dead_letters:
-        out.append("  replay them after the fix: ledbelly ingest log/sql-recovery.jsonl")
+        out.append("  replay them after the fix: ledbelly replay --dead-letters")
     out.append(f"unknown events waiting: {sum(stats.unknown_events.values()):,}{limited}")
     for name, n in stats.unknown_events.items():
         out.append(f"  {name}: {n:,}")

@@ -314,7 +314,7 @@ def render_summary(summary: LogSummary, log_dir: str | None = None) -> str:
 
     out.append(f"dead letters: {summary.dead_letter_count} in {ERRORS}, "
                f"{summary.recovery_messages} replayable in {RECOVERY_JSONL}")
-    replay = f"ledbelly ingest {where.rstrip('/')}/{RECOVERY_JSONL}"
+    replay = "ledbelly replay --dead-letters"
     for g in summary.dead_letters:
         names = ", ".join(f"{n} {k}" for n, k in g.event_names[:5])
         more = f", {len(g.event_names) - 5} more types" if len(g.event_names) > 5 else ""
