@@ -16,6 +16,7 @@ import queue
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -353,6 +354,94 @@ def test_allow_from_refuses_other_networks(
         {"allow_from": ["10.0.0.0/8"]}).allow_from)
     assert refused.post(keys.sign(canvas_event())).status_code == 403
     assert refused.metrics.https_snapshot()["rejections"] == {"not_allowed": 1}
+
+
+def test_tls_with_a_certificate_of_our_own(
+        sqlite_url: str, intake: Callable[..., Intake], keys: Keys, tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    i = intake(sqlite_url, tls_cert=cert, tls_key=key)
+    url = i.url.replace("http://", "https://")
+    answer = httpx.post(url, content=keys.sign(canvas_event()), timeout=20,
+                        verify=ssl.create_default_context(cafile=str(cert)))
+    assert answer.status_code == 200
+    with pytest.raises(httpx.HTTPError):  # plain HTTP to a TLS port gets nowhere
+        httpx.post(i.url, content=keys.sign(canvas_event()), timeout=5)
+    assert i.scalar("SELECT COUNT(*) FROM live_asset_accessed") == 1
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_bare_caliper_events_are_routed_by_content() -> None:
+    """``ingest`` and HTTPS share this: no event_name attribute, the content decides."""
+    from ledbelly import parsers
+
+    assert parsers.open_envelope(logged_in(), {}).event_name == "logged_in"
+    foreign = logged_in()
+    foreign["data"][0]["actor"] = {"id": "https://example.edu/people/1", "type": "Person"}
+    foreign["data"][0].pop("extensions")
+    assert parsers.open_envelope(foreign, {}).event_name == "caliper:SessionEvent.LoggedIn"
+    assert parsers.open_envelope(logged_in(), {"event_name": "x"}).event_name == "x"
+
+
+def test_queues_and_https_run_in_one_process_on_one_pipeline(
+        sqlite_url: str, sqs_queue: tuple[Any, str], sqs_endpoint: str, tmp_path: Path) -> None:
+    from conftest import SCHEMAS, send_all, sqs_message
+    from ledbelly.config import daemon_settings_from_dict
+    from ledbelly.daemon.app import build_daemon
+
+    client, queue_url = sqs_queue
+    settings = daemon_settings_from_dict({
+        "queues": [queue_url], "endpoint_url": sqs_endpoint, "wait_time_seconds": 1,
+        "concurrency": 1, "max_batch_wait": 0.2,
+        "aws": {"region": "us-east-1", "access_key_id": "testing",
+                "secret_access_key": "testing"},
+        "https": {"listen": "127.0.0.1:0", "require_signature": False,
+                  "allow_from": ["127.0.0.1/32"]}})
+    daemon = build_daemon(settings, normalize_url(sqlite_url), tmp_path / "log", True,
+                          schema_dir=SCHEMAS, status=False)
+    daemon.start()
+    try:
+        port = next(b.source.port for b in daemon.bindings if isinstance(b.source, HttpsSource))
+        send_all(client, queue_url, [sqs_message("m-1", "asset_accessed",
+                                                 canvas_event(asset_name="by SQS"))])
+        answer = httpx.post(f"http://127.0.0.1:{port}/live-events", timeout=20,
+                            content=json.dumps(canvas_event(asset_name="by HTTPS")))
+        assert answer.status_code == 200
+        until = time.monotonic() + 30
+        while scalar_of(sqlite_url, "SELECT COUNT(*) FROM live_asset_accessed") < 2:
+            assert time.monotonic() < until, "the SQS message never landed"
+    finally:
+        daemon.stop()
+        daemon.wait()
+        daemon.pipeline.close()
+    assert scalar_of(sqlite_url, "SELECT COUNT(DISTINCT asset_name) FROM live_asset_accessed"
+                     ) == 2
 
 
 # ----- configuration ----------------------------------------------------------------------
