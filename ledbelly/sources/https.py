@@ -140,7 +140,8 @@ def event_from_claims(claims: dict[str, Any]) -> Any:
 
 def looks_like_jwt(body: bytes) -> bool:
     parts = body.split(b".")
-    return len(parts) == 3 and all(p and _B64URL.issuperset(p) for p in parts[:2])
+    return (len(parts) == 3 and all(_B64URL.issuperset(p) for p in parts)
+            and bool(parts[0]) and bool(parts[1]))
 
 
 _B64URL = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=")
@@ -218,6 +219,9 @@ class HttpsSource:
             ssl_keyfile=str(s.tls_key) if s.tls_key else None,
             limit_concurrency=s.max_pending + 50,
             timeout_graceful_shutdown=int(s.response_timeout) + 2)
+        uvicorn_log = logging.getLogger("uvicorn.error")
+        if uvicorn_log.level == logging.NOTSET:  # its start/stop lines repeat ours
+            uvicorn_log.setLevel(logging.WARNING)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name="ledbelly-https",
                                         daemon=True)
@@ -229,13 +233,12 @@ class HttpsSource:
             self._thread.join(0.01)
         if not self._server.started:
             raise ConfigError(f"the HTTPS intake could not start: {self._failure}")
-        log.info("HTTPS intake on %s://%s%s (signatures %s)",
-                 "https" if s.tls else "http",
-                 f"[{s.host}]:{self.port}" if ":" in s.host else f"{s.host}:{self.port}",
-                 s.path, "required" if s.require_signature else "NOT required")
+        address = f"[{s.host}]:{self.port}" if ":" in s.host else f"{s.host}:{self.port}"
+        log.info("HTTPS intake on %s://%s%s (signatures %s)", "https" if s.tls else "http",
+                 address, s.path, "required" if s.require_signature else "NOT required")
         if not s.require_signature and not s.allow_from:
             log.warning("https.require_signature is false and https.allow_from is empty: "
-                        "anyone who can reach %s can store events; set allow_from", s.listen)
+                        "anyone who can reach %s can store events; set allow_from", address)
 
     def _serve(self) -> None:
         assert self._server is not None and self._socket is not None
@@ -317,6 +320,7 @@ class HttpsSource:
             if not client or not _allowed(str(client[0]), self.settings):
                 self._refused(_Refusal(403, "not_allowed",
                                        "the client is not in https.allow_from"), client)
+                self.metrics.record_https_request(403)
                 await _plain(403, "forbidden\n")(scope, receive, send)
                 return
         await self._app(scope, receive, send)
