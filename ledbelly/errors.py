@@ -31,6 +31,15 @@ class DatabaseUnavailable(TransientError):
     """The database cannot be reached at all."""
 
 
+class OperatorError(DatabaseUnavailable):
+    """The database refuses writes for a reason an operator must fix: a revoked grant, a
+    dropped table or column, a read-only database.
+
+    Not the data's fault, so nothing becomes a dead letter: the daemon waits as for an
+    outage (and re-reads the tables, in case a column went for good), ``ingest`` stops.
+    """
+
+
 class SourceUnavailable(TransientError):
     """The message source (SQS) cannot be reached or is throttling."""
 

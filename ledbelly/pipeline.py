@@ -13,10 +13,13 @@ from sqlalchemy import URL, Engine
 
 if TYPE_CHECKING:
     from ledbelly.db.evolve import Evolver
+    from ledbelly.extensions.base import ExtensionHost
+    from ledbelly.extensions.config import ExtensionSettings
+    from ledbelly.outcome import Outcome
 
 from ledbelly.db.engine import open_engine
 from ledbelly.db.live import LiveTables
-from ledbelly.db.sink import Sink
+from ledbelly.db.sink import Sink, WriteReport
 from ledbelly.ops.logs import EventLogs
 from ledbelly.schema.model import Catalog, TableDef
 from ledbelly.transform.processor import Processor, ProcessorOptions
@@ -36,6 +39,7 @@ class PipelineSettings:
     batch_size: int = 2000  # messages per ingest transaction: fewer, larger COPYs
     pool_size: int = 5
     schema_evolution: str = "off"
+    extensions: tuple[ExtensionSettings, ...] = ()  # enabled by name (cfg/ledbelly.yml too)
 
 
 class Pipeline:
@@ -51,6 +55,7 @@ class Pipeline:
         self.tables = LiveTables(self.engine, self.catalog, settings.create_missing)
         self.sink = Sink(self.tables, self.logs)
         self.evolver = self._evolver(overlay) if settings.schema_evolution != "off" else None
+        self.extensions: ExtensionHost | None = None  # started by prepare()
         self.processor = Processor(
             self.catalog, self.tables.dialect, self.logs, self.tables.columns,
             ProcessorOptions(live_stream=settings.live_stream, time_zone=settings.time_zone),
@@ -77,9 +82,31 @@ class Pipeline:
         return replayed
 
     def prepare(self) -> list[str]:
-        """Ready the database (see ``LiveTables.prepare``); the event tables it lacks."""
-        return self.tables.prepare()
+        """Ready the database (see ``LiveTables.prepare``) and start the extensions;
+        returns the event tables the database lacks."""
+        missing = self.tables.prepare()
+        if self.settings.extensions and self.extensions is None:
+            from ledbelly.extensions.base import ExtensionContext, ExtensionHost
+
+            host = ExtensionHost.load(self.settings.extensions, ExtensionContext(
+                url=self.settings.url, catalog=self.catalog, log_dir=self.settings.log_dir,
+                create_missing=self.settings.create_missing))
+            host.start()
+            self.extensions = host
+        return missing
+
+    def before_insert(self, outcomes: list[Outcome]) -> None:
+        """The extensions' rows for a batch: once per batch, before its first write."""
+        if self.extensions:
+            self.extensions.before_insert(outcomes)
+
+    def after_commit(self, report: WriteReport) -> None:
+        """Hand a committed batch to the extensions' own threads; never blocks."""
+        if self.extensions:
+            self.extensions.after_commit(report.committed)
 
     def close(self) -> None:
+        if self.extensions is not None:
+            self.extensions.stop()  # drains what was committed, then joins its threads
         self.logs.close()
         self.engine.dispose()

@@ -171,14 +171,14 @@ def test_suggest_from_logs_then_apply(tmp_path: Path) -> None:
     (log / "ddl-undefined.log").write_text("\n".join(map(json.dumps, undefined)) + "\n")
     (log / "sql-truncations.log").write_text(
         "2026-09-01T00:00:00.000000Z live_asset_accessed.asset_name supplied 2400, expecting 2000\n"
-        "2026-09-01T00:00:00.000000Z live_asset_accessed.role supplied 30, expecting 24\n")
+        "2026-09-01T00:00:00.000000Z live_asset_accessed.asset_type supplied 30, expecting 24\n")
     schemas = copy_schemas(tmp_path)
     patch = suggest(schemas, log)
     text_ = patch.render()
     assert "shiny_new: {type: string, size: 16}" in text_
     assert "counter: {type: bigint}" in text_
     assert "section_id" not in text_.split("widen_columns")[0].split("add_columns")[1]
-    assert "asset_name: {type: text}" in text_ and "role: {type: string, size: 64}" in text_
+    assert "asset_name: {type: text}" in text_ and "asset_type: {type: string, size: 64}" in text_
     patch_file = tmp_path / "patch.yml"
     patch_file.write_text(text_)
     result = CliRunner().invoke(main, ["schema", "apply", str(patch_file),
@@ -294,12 +294,13 @@ def test_widen_writes_the_overlay(sqlite_url: str, tmp_path: Path) -> None:
         catalog = Catalog.load(SCHEMAS)
         apply(engine, [ASSET], DdlOptions("sqlite"))
         ev = Evolver(engine, catalog, tmp_path / "overlay", logs, "add_columns")
-        new = ev.widen(ASSET, "role", 40)
-        assert new is not None and new.column("role") == ColumnDef("role", "string", size=64)
-        assert catalog.tables["live_asset_accessed"].column("role") == new.column("role")
-        assert ev.widen(new, "role", 40) is None  # wide enough already
+        new = ev.widen(ASSET, "asset_type", 40)
+        widened = ColumnDef("asset_type", "string", size=64)
+        assert new is not None and new.column("asset_type") == widened
+        assert catalog.tables["live_asset_accessed"].column("asset_type") == widened
+        assert ev.widen(new, "asset_type", 40) is None  # wide enough already
         overlay = Catalog.load(SCHEMAS, tmp_path / "overlay")
-        assert overlay.tables["live_asset_accessed"].column("role") == new.column("role")
+        assert overlay.tables["live_asset_accessed"].column("asset_type") == widened
     finally:
         logs.close()
         engine.dispose()

@@ -13,6 +13,7 @@ import click
 from ledbelly.errors import (
     ConfigError,
     LedbellyError,
+    OperatorError,
     SchemaError,
     SourceUnavailable,
     TransientError,
@@ -38,6 +39,13 @@ def reports_errors(func: F) -> F:
                        "hint: check the queue's endpoint_url, region and credentials in the "
                        "run configuration (-c), and the network to SQS", err=True)
             sys.exit(EXIT_SOURCE)
+        except OperatorError as exc:
+            click.echo(f"error: the database refuses writes: {exc}\n"
+                       "hint: grant ledbelly's user what it needs, or bring the tables up to "
+                       "the schemas with 'ledbelly alter-tables --apply'; nothing of the failed "
+                       "batch was committed, and running the command again finishes the job",
+                       err=True)
+            sys.exit(EXIT_DATABASE)
         except TransientError as exc:
             click.echo(f"error: database unavailable: {exc}\n"
                        "hint: check that the server is up and the URL (--db) is right; "

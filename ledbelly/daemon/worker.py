@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from ledbelly.config import WorkerOptions
 from ledbelly.db.sink import WriteReport
-from ledbelly.errors import SourceUnavailable, TransientError
+from ledbelly.errors import OperatorError, SourceUnavailable, TransientError
 from ledbelly.message import Message
 from ledbelly.ops.metrics import Metrics
 from ledbelly.ops.notify import Notifier
@@ -84,6 +84,7 @@ class Daemon:
         self._db_up = threading.Event()
         self._db_up.set()
         self._db_down_since: float | None = None
+        self._db_down_reason = "database unavailable"
         self._deadline = float("inf")
         self._pollers: ThreadPoolExecutor | None = None
         self._poller_futures: list[Future[None]] = []
@@ -290,6 +291,7 @@ class Daemon:
             nonlocal outcomes
             if outcomes is None:
                 outcomes = self._redrive([self.pipeline.processor.process(m) for m in batch])
+                self.pipeline.before_insert(outcomes)
             started = time.monotonic()
             report = self.pipeline.sink.write(outcomes)
             self.metrics.observe_batch(len(outcomes), time.monotonic() - started)
@@ -297,8 +299,14 @@ class Daemon:
             return report
 
         def on_retry(exc: TransientError, _attempt: int) -> None:
-            self.metrics.record_retry("database")
+            nonlocal outcomes
+            self.metrics.record_retry("operator" if isinstance(exc, OperatorError)
+                                      else "database")
             self._database_state(False, exc)
+            if isinstance(exc, OperatorError):  # a table or column may have changed for good
+                self.pipeline.tables.forget()
+                self.pipeline.processor.reset_plans()
+                outcomes = None
             if self._stop.is_set() and time.monotonic() >= self._deadline - 1:
                 raise _GiveUp from exc
 
@@ -324,6 +332,7 @@ class Daemon:
     def _acknowledge(self, report: WriteReport, batch: list[Message]) -> None:
         for source, messages in _by_source(report.messages):
             source.ack(messages)
+        self.pipeline.after_commit(report)
         self._unhold(report.messages)
         with self._stats_lock:  # several writers may finish batches at once
             self.stats.add(report)
@@ -366,8 +375,14 @@ class Daemon:
             self._db_up.set()
             self.metrics.set_database_up(True)
         elif not up and self._db_up.is_set():
-            log.warning("database unavailable (%s); pausing pollers and retrying with backoff",
-                        exc)
+            if isinstance(exc, OperatorError):
+                log.warning("database refuses writes (%s); pausing pollers until an operator "
+                            "fixes it (grant, alter-tables); nothing is dead-lettered", exc)
+            else:
+                log.warning("database unavailable (%s); pausing pollers and retrying with "
+                            "backoff", exc)
+            self._db_down_reason = "database refuses writes" if isinstance(
+                exc, OperatorError) else "database unavailable"
             self._db_down_since = time.monotonic()
             self._db_up.clear()
             self.metrics.set_database_up(False)
@@ -431,7 +446,7 @@ class Daemon:
         if any(not t.is_alive() for t in self._threads):
             return False, "a writer thread died"
         if not self._db_up.is_set():
-            return False, "database unavailable"
+            return False, self._db_down_reason
         return True, "ok"
 
 

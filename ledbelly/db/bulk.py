@@ -126,10 +126,10 @@ def by_columns(rows: list[dict[str, Any]]) -> list[tuple[tuple[str, ...], list[d
     first = tuple(rows[0])
     if all(tuple(r) == first for r in rows):
         return [(first, rows)]
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault(tuple(r), []).append(r)
-    return list(groups.items())
+    groups: dict[frozenset[str], tuple[tuple[str, ...], list[dict[str, Any]]]] = {}
+    for r in rows:  # the same columns in another order are the same statement
+        groups.setdefault(frozenset(r), (tuple(r), []))[1].append(r)
+    return list(groups.values())
 
 
 def copy_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:

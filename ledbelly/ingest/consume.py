@@ -11,7 +11,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-from ledbelly.db.sink import Sink
+from ledbelly.errors import OperatorError, TransientError
 from ledbelly.ops.stats import Stats
 from ledbelly.outcome import Outcome
 from ledbelly.pipeline import Pipeline
@@ -33,7 +33,7 @@ def ingest(pipeline: Pipeline, source: Source, stats: Stats | None = None,
     stats = stats or Stats()
     size = pipeline.settings.batch_size
     writer_type = _BatchWriter if overlap else _InlineWriter
-    with writer_type(pipeline.sink, source, stats, progress, retries) as writer:
+    with writer_type(pipeline, source, stats, progress, retries) as writer:
         while messages := source.receive(size, 0):
             writer.put([pipeline.processor.process(m) for m in messages])
     if pipeline.processor.created_tables:
@@ -44,9 +44,9 @@ def ingest(pipeline: Pipeline, source: Source, stats: Stats | None = None,
 class _InlineWriter:
     """Commits each batch in the caller's thread, as soon as it is put."""
 
-    def __init__(self, sink: Sink, source: Source, stats: Stats,
+    def __init__(self, pipeline: Pipeline, source: Source, stats: Stats,
                  progress: Callable[[int], None] | None, retries: int) -> None:
-        self._sink, self._source, self._stats = sink, source, stats
+        self._pipeline, self._source, self._stats = pipeline, source, stats
         self._progress, self._retries = progress, retries
 
     def __enter__(self) -> _InlineWriter:
@@ -56,8 +56,11 @@ class _InlineWriter:
         self._commit(batch)
 
     def _commit(self, batch: list[Outcome]) -> None:
-        report = retry_transient(lambda: self._sink.write(batch), attempts=self._retries)
+        self._pipeline.before_insert(batch)
+        report = retry_transient(lambda: self._pipeline.sink.write(batch),
+                                 attempts=self._retries, on_retry=_stop_for_an_operator)
         self._source.ack(report.messages)
+        self._pipeline.after_commit(report)
         self._stats.add(report)
         if self._progress:
             self._progress(len(batch))
@@ -69,9 +72,9 @@ class _InlineWriter:
 class _BatchWriter(_InlineWriter):
     """One background thread committing batches in order; its errors surface in ``put``."""
 
-    def __init__(self, sink: Sink, source: Source, stats: Stats,
+    def __init__(self, pipeline: Pipeline, source: Source, stats: Stats,
                  progress: Callable[[int], None] | None, retries: int) -> None:
-        super().__init__(sink, source, stats, progress, retries)
+        super().__init__(pipeline, source, stats, progress, retries)
         self._queue: queue.Queue[list[Outcome] | None] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="ledbelly-ingest-writer",
@@ -107,3 +110,9 @@ class _BatchWriter(_InlineWriter):
         self._queue.put(None)
         self._thread.join()
         self._raise_if_failed()
+
+
+def _stop_for_an_operator(exc: TransientError, _attempt: int) -> None:
+    """A refusal an operator must fix does not pass with waiting: stop ``ingest`` now."""
+    if isinstance(exc, OperatorError):
+        raise exc
