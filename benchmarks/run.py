@@ -122,22 +122,41 @@ def _verdict(figure: Figure) -> str:
 
 
 def print_table(figures: Sequence[Figure], out: Callable[[str], None] = print) -> None:
-    header = ["section", "figure", "median", "unit", "ceiling (same run)", "ceiling",
-              "ratio", "target", "runs"]
+    header = [
+        "section",
+        "figure",
+        "median",
+        "unit",
+        "ceiling (same run)",
+        "ceiling",
+        "ratio",
+        "target",
+        "runs",
+    ]
     rows = [header]
     for f in figures:
         ratio = f.ratio
-        rows.append([
-            f.section, f.name, _num(f.median), f.unit, f.ceiling_name,
-            _num(statistics.median(f.ceilings)) if f.ceilings else "",
-            f"{ratio:.2f}" if ratio is not None else "", _verdict(f),
-            " / ".join(_num(v) for v in f.values)])
+        rows.append(
+            [
+                f.section,
+                f.name,
+                _num(f.median),
+                f.unit,
+                f.ceiling_name,
+                _num(statistics.median(f.ceilings)) if f.ceilings else "",
+                f"{ratio:.2f}" if ratio is not None else "",
+                _verdict(f),
+                " / ".join(_num(v) for v in f.values),
+            ]
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     numeric = {2, 5, 6}
 
     def line(r: list[str]) -> str:
-        cells = [c.rjust(w) if i in numeric else c.ljust(w)
-                 for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        cells = [
+            c.rjust(w) if i in numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
         return " | ".join(cells).rstrip()
 
     out(line(rows[0]))
@@ -242,8 +261,7 @@ def drop_database(kind: str) -> None:
 
 def new_pipeline(url: str, workdir: Path) -> Pipeline:
     log_dir = workdir / f"log-{time.monotonic_ns()}"
-    return Pipeline(PipelineSettings(url=normalize_url(url), log_dir=log_dir,
-                                     create_missing=True))
+    return Pipeline(PipelineSettings(url=normalize_url(url), log_dir=log_dir, create_missing=True))
 
 
 def server_versions(databases: set[str]) -> dict[str, str]:
@@ -275,13 +293,17 @@ def server_versions(databases: set[str]) -> dict[str, str]:
 
 def bench_parse(messages: list[Message], runs: int, workdir: Path) -> list[Figure]:
     catalog = Catalog.load()
-    fig = Figure("parse", "process(): parse+coerce+trim", "ev/CPU-s",
-                 ceiling_name="orjson.loads only", target=PARSE_TARGET,
-                 target_text=f"of target {PARSE_TARGET:,.0f}/s")
+    fig = Figure(
+        "parse",
+        "process(): parse+coerce+trim",
+        "ev/CPU-s",
+        ceiling_name="orjson.loads only",
+        target=PARSE_TARGET,
+        target_text=f"of target {PARSE_TARGET:,.0f}/s",
+    )
     bodies = [m.body for m in messages]
     loads = orjson.loads
-    warm_up = [to_message(m) for m in generate_messages(PARSE_WARM_UP, seed=1_000_003,
-                                                         fmt="mixed")]
+    warm_up = [to_message(m) for m in generate_messages(PARSE_WARM_UP, seed=1_000_003, fmt="mixed")]
     for run in range(runs):
         logs = EventLogs(workdir / f"parse-log-{run}")
         processor = Processor(catalog, "postgresql", logs, all_columns)
@@ -298,8 +320,9 @@ def bench_parse(messages: list[Message], runs: int, workdir: Path) -> list[Figur
         for b in bodies:
             loads(b)
         fig.ceilings.append(len(bodies) / (time.process_time() - start))
-        _progress(f"parse run {run + 1}: {fig.values[-1]:,.0f} ev/CPU-s, "
-                  f"decode {fig.ceilings[-1]:,.0f}")
+        _progress(
+            f"parse run {run + 1}: {fig.values[-1]:,.0f} ev/CPU-s, decode {fig.ceilings[-1]:,.0f}"
+        )
     return [fig]
 
 
@@ -329,15 +352,20 @@ def ceiling_postgresql(grouped: Grouped) -> float:
         with conn.cursor() as cur:
             cur.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in grouped))
         conn.commit()
-        times = {table: frozenset(c for c in _columns(rows)
-                                  if any(isinstance(r[c], datetime) for r in rows))
-                 for table, rows in grouped.items()}
+        times = {
+            table: frozenset(
+                c for c in _columns(rows) if any(isinstance(r[c], datetime) for r in rows)
+            )
+            for table, rows in grouped.items()
+        }
         start = time.perf_counter()
         with conn.cursor() as cur:
             for table, rows in grouped.items():
                 cols = _columns(rows)
-                sql = f'COPY "{table}" ({", ".join(f"{chr(34)}{c}{chr(34)}" for c in cols)}) ' \
-                      "FROM STDIN"
+                sql = (
+                    f'COPY "{table}" ({", ".join(f"{chr(34)}{c}{chr(34)}" for c in cols)}) '
+                    "FROM STDIN"
+                )
                 cur.copy_expert(sql, io.StringIO(copy_text(rows, cols, times[table])))
         conn.commit()
         return time.perf_counter() - start
@@ -348,8 +376,9 @@ def ceiling_postgresql(grouped: Grouped) -> float:
 def _insert_sql(table: str, columns: list[str], quote: str, mark: str) -> str:
     """One row's INSERT, names quoted with ``quote`` and ``mark`` as the driver's placeholder."""
     names = ", ".join(f"{quote}{c}{quote}" for c in columns)
-    return (f"INSERT INTO {quote}{table}{quote} ({names}) "
-            f"VALUES ({', '.join([mark] * len(columns))})")
+    return (
+        f"INSERT INTO {quote}{table}{quote} ({names}) VALUES ({', '.join([mark] * len(columns))})"
+    )
 
 
 def ceiling_mariadb(grouped: Grouped) -> float:
@@ -365,7 +394,7 @@ def ceiling_mariadb(grouped: Grouped) -> float:
             sql = _insert_sql(table, cols, quote="`", mark="%s")
             params = [tuple(r[c] for c in cols) for r in rows]
             for i in range(0, len(params), MARIADB_CHUNK):
-                cur.executemany(sql, params[i:i + MARIADB_CHUNK])
+                cur.executemany(sql, params[i : i + MARIADB_CHUNK])
         conn.commit()
         return time.perf_counter() - start
     finally:
@@ -394,14 +423,21 @@ def ceiling_sqlite(grouped: Grouped, path: str) -> float:
         conn.close()
 
 
-def bench_ingest(kind: str, jsonl: Path, events: int, runs: int, workdir: Path
-                 ) -> list[Figure]:
-    bulk = {"sqlite": "executemany, 1 tx", "postgresql": "COPY per table, 1 tx",
-            "mariadb": f"multi-row INSERT x{MARIADB_CHUNK}, 1 tx"}[kind]
-    wall = Figure(f"ingest {kind}", "ledbelly ingest (wall)", "ev/s",
-                  ceiling_name=f"same rows, {bulk}", target=LEDBELLY_RUBY,
-                  target_text=f"LEDbelly's {LEDBELLY_RUBY:.0f}/s (PG)",
-                  ratio_target=PG_RATIO_TARGET if kind == "postgresql" else None)
+def bench_ingest(kind: str, jsonl: Path, events: int, runs: int, workdir: Path) -> list[Figure]:
+    bulk = {
+        "sqlite": "executemany, 1 tx",
+        "postgresql": "COPY per table, 1 tx",
+        "mariadb": f"multi-row INSERT x{MARIADB_CHUNK}, 1 tx",
+    }[kind]
+    wall = Figure(
+        f"ingest {kind}",
+        "ledbelly ingest (wall)",
+        "ev/s",
+        ceiling_name=f"same rows, {bulk}",
+        target=LEDBELLY_RUBY,
+        target_text=f"LEDbelly's {LEDBELLY_RUBY:.0f}/s (PG)",
+        ratio_target=PG_RATIO_TARGET if kind == "postgresql" else None,
+    )
     cpu = Figure(f"ingest {kind}", "ledbelly ingest (CPU of its processes)", "ev/CPU-s")
     for run in range(runs):
         url = fresh_database(kind, workdir)
@@ -416,8 +452,10 @@ def bench_ingest(kind: str, jsonl: Path, events: int, runs: int, workdir: Path
         stats = ingest_paths(settings, [str(jsonl)], workers)
         elapsed, cpu_used = time.perf_counter() - start, _cpu_with_children() - cpu_start
         if stats.messages != events or stats.dead_letters:
-            raise RuntimeError(f"{kind}: ingest accounted for {stats.messages} of {events} "
-                               f"messages, {stats.dead_letters} dead letters")
+            raise RuntimeError(
+                f"{kind}: ingest accounted for {stats.messages} of {events} "
+                f"messages, {stats.dead_letters} dead letters"
+            )
         pipeline = new_pipeline(url, workdir)
         try:
             grouped = collect_rows(pipeline.processor, read_path(str(jsonl)))
@@ -434,9 +472,11 @@ def bench_ingest(kind: str, jsonl: Path, events: int, runs: int, workdir: Path
         cpu.values.append(events / cpu_used)
         wall.ceilings.append(events / seconds)
         rows = sum(len(r) for r in grouped.values())
-        _progress(f"{kind} run {run + 1}: ingest {wall.values[-1]:,.0f} ev/s "
-                  f"({cpu.values[-1]:,.0f} ev/CPU-s); ceiling {wall.ceilings[-1]:,.0f} ev/s "
-                  f"({rows} rows in {len(grouped)} tables, {seconds:.2f} s)")
+        _progress(
+            f"{kind} run {run + 1}: ingest {wall.values[-1]:,.0f} ev/s "
+            f"({cpu.values[-1]:,.0f} ev/CPU-s); ceiling {wall.ceilings[-1]:,.0f} ev/s "
+            f"({rows} rows in {len(grouped)} tables, {seconds:.2f} s)"
+        )
     drop_database(kind)
     return [wall, cpu]
 
@@ -446,11 +486,20 @@ def bench_ingest(kind: str, jsonl: Path, events: int, runs: int, workdir: Path
 
 def _send(client: Any, queue_url: str, raw: list[dict[str, Any]]) -> None:
     for i in range(0, len(raw), 10):
-        client.send_message_batch(QueueUrl=queue_url, Entries=[
-            {"Id": str(n), "MessageBody": m["Body"],
-             "MessageAttributes": {k: {"DataType": "String", "StringValue": v["StringValue"]}
-                                   for k, v in m["MessageAttributes"].items()}}
-            for n, m in enumerate(raw[i:i + 10])])
+        client.send_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {
+                    "Id": str(n),
+                    "MessageBody": m["Body"],
+                    "MessageAttributes": {
+                        k: {"DataType": "String", "StringValue": v["StringValue"]}
+                        for k, v in m["MessageAttributes"].items()
+                    },
+                }
+                for n, m in enumerate(raw[i : i + 10])
+            ],
+        )
 
 
 def raw_drain(client: Any, queue_url: str, expected: int, threads: int = 2) -> float:
@@ -459,13 +508,21 @@ def raw_drain(client: Any, queue_url: str, expected: int, threads: int = 2) -> f
 
     def loop(k: int) -> None:
         while True:
-            resp = client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
-                                          WaitTimeSeconds=0, MessageAttributeNames=["All"])
+            resp = client.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0,
+                MessageAttributeNames=["All"],
+            )
             msgs = resp.get("Messages", [])
             if not msgs:
                 return
-            client.delete_message_batch(QueueUrl=queue_url, Entries=[
-                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(msgs)])
+            client.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(msgs)
+                ],
+            )
             done[k] += len(msgs)
 
     workers = [threading.Thread(target=loop, args=(k,)) for k in range(threads)]
@@ -491,8 +548,11 @@ def moto_server_process() -> tuple[subprocess.Popen[bytes], str]:
     from ledbelly.demo import free_port
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -508,27 +568,36 @@ def bench_moto(runs: int, seed: int, workdir: Path) -> list[Figure]:
     from ledbelly.sources.sqs import SqsSource, sqs_client
 
     raw_fig = Figure("moto", f"raw receive+delete, 2 threads, depth {MOTO_DEPTH}", "msg/s")
-    fig = Figure("moto", "Daemon -> SQLite, 2 pollers, wait 1 s", "msg/s",
-                 ceiling_name="raw receive+delete", ratio_target=MOTO_TARGET)
+    fig = Figure(
+        "moto",
+        "Daemon -> SQLite, 2 pollers, wait 1 s",
+        "msg/s",
+        ceiling_name="raw receive+delete",
+        ratio_target=MOTO_TARGET,
+    )
     server, endpoint = moto_server_process()
     try:
-        aws = AwsSettings(region="us-east-1", access_key_id="x", secret_access_key="x",
-                          endpoint_url=endpoint)
+        aws = AwsSettings(
+            region="us-east-1", access_key_id="x", secret_access_key="x", endpoint_url=endpoint
+        )
         client = sqs_client(aws)
         for run in range(runs):
             raw = list(generate_messages(MOTO_DEPTH, seed + 100 + run, fmt="mixed"))
             queue_url = client.create_queue(
-                QueueName=f"ledbelly-bench-{run}-{time.monotonic_ns()}")["QueueUrl"]
+                QueueName=f"ledbelly-bench-{run}-{time.monotonic_ns()}"
+            )["QueueUrl"]
             _send(client, queue_url, raw)
             raw_rate = MOTO_DEPTH / raw_drain(client, queue_url, MOTO_DEPTH)
 
             _send(client, queue_url, raw)
             pipeline = new_pipeline(fresh_database("sqlite", workdir), workdir)
             create_all_tables(pipeline)
-            source = SqsSource(sqs_client(aws, read_timeout=11),
-                               QueueSettings(queue_url, 2, 1, 60))
-            daemon = Daemon(pipeline, [Binding(source, concurrency=2, wait_seconds=1,
-                                               visibility_timeout=60)], WorkerOptions())
+            source = SqsSource(sqs_client(aws, read_timeout=11), QueueSettings(queue_url, 2, 1, 60))
+            daemon = Daemon(
+                pipeline,
+                [Binding(source, concurrency=2, wait_seconds=1, visibility_timeout=60)],
+                WorkerOptions(),
+            )
             start = time.perf_counter()
             daemon.start()
             try:
@@ -546,8 +615,10 @@ def bench_moto(runs: int, seed: int, workdir: Path) -> list[Figure]:
             raw_fig.values.append(raw_rate)
             fig.values.append(MOTO_DEPTH / elapsed)
             fig.ceilings.append(raw_rate)
-            _progress(f"moto run {run + 1}: raw {raw_rate:,.0f} msg/s, daemon "
-                      f"{fig.values[-1]:,.0f} msg/s ({elapsed:.2f} s)")
+            _progress(
+                f"moto run {run + 1}: raw {raw_rate:,.0f} msg/s, daemon "
+                f"{fig.values[-1]:,.0f} msg/s ({elapsed:.2f} s)"
+            )
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -564,8 +635,13 @@ def lazy_source(raw: Iterator[dict[str, Any]]) -> MemorySource:
         for m in raw:
             body = m["Body"]
             attrs = {k: v["StringValue"] for k, v in m["MessageAttributes"].items()}
-            yield Message(message_id_for(m["MessageId"], body), body, attrs,
-                          handle=m["ReceiptHandle"], sent_at=time.time())
+            yield Message(
+                message_id_for(m["MessageId"], body),
+                body,
+                attrs,
+                handle=m["ReceiptHandle"],
+                sent_at=time.time(),
+            )
 
     return MemorySource(name="lazy", feed=messages())
 
@@ -577,8 +653,7 @@ def rss_child(kind: str, messages: int, seed: int) -> dict[str, float]:
         pipeline = new_pipeline(fresh_database(kind, workdir), workdir)
         create_all_tables(pipeline)
         source = lazy_source(generate_messages(messages, seed, fmt="mixed"))
-        daemon = Daemon(pipeline, [Binding(source, concurrency=2, wait_seconds=1)],
-                        WorkerOptions())
+        daemon = Daemon(pipeline, [Binding(source, concurrency=2, wait_seconds=1)], WorkerOptions())
         baseline = rss_now_mb()
         early = float("nan")
         sampled_max = baseline
@@ -599,30 +674,55 @@ def rss_child(kind: str, messages: int, seed: int) -> dict[str, float]:
             daemon.wait()
             pipeline.close()
         if daemon.stats.messages < messages or daemon.stats.dead_letters:
-            raise RuntimeError(f"daemon took {daemon.stats.messages} of {messages} messages, "
-                               f"{daemon.stats.dead_letters} dead letters")
-        return {"baseline_mb": baseline, "early_mb": early, "final_mb": final,
-                "sampled_max_mb": sampled_max, "peak_mb": peak_rss_mb(),
-                "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                "events_per_s": messages / elapsed, "seconds": elapsed}
+            raise RuntimeError(
+                f"daemon took {daemon.stats.messages} of {messages} messages, "
+                f"{daemon.stats.dead_letters} dead letters"
+            )
+        return {
+            "baseline_mb": baseline,
+            "early_mb": early,
+            "final_mb": final,
+            "sampled_max_mb": sampled_max,
+            "peak_mb": peak_rss_mb(),
+            "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "events_per_s": messages / elapsed,
+            "seconds": elapsed,
+        }
     finally:
         drop_database(kind)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 def bench_rss(runs: int, seed: int, kind: str) -> list[Figure]:
-    peak = Figure("rss", f"peak RSS (VmHWM), daemon -> {kind}", "MB",
-                  target=RSS_TARGET_MB, target_text=f"<= {RSS_TARGET_MB:.0f} MB",
-                  higher_is_better=False)
+    peak = Figure(
+        "rss",
+        f"peak RSS (VmHWM), daemon -> {kind}",
+        "MB",
+        target=RSS_TARGET_MB,
+        target_text=f"<= {RSS_TARGET_MB:.0f} MB",
+        higher_is_better=False,
+    )
     base = Figure("rss", "RSS before start (statm)", "MB")
     early = Figure("rss", f"RSS after {RSS_EARLY:,} messages (statm)", "MB")
-    final = Figure("rss", f"RSS after {RSS_MESSAGES:,} messages (statm)", "MB",
-                   target=RSS_TARGET_MB, target_text=f"<= {RSS_TARGET_MB:.0f} MB",
-                   higher_is_better=False)
+    final = Figure(
+        "rss",
+        f"RSS after {RSS_MESSAGES:,} messages (statm)",
+        "MB",
+        target=RSS_TARGET_MB,
+        target_text=f"<= {RSS_TARGET_MB:.0f} MB",
+        higher_is_better=False,
+    )
     rate = Figure("rss", f"daemon throughput over {RSS_MESSAGES:,} (incl. generation)", "ev/s")
     for run in range(runs):
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--rss-child", "--rss-db", kind,
-               "--seed", str(seed + 1000 + run)]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--rss-child",
+            "--rss-db",
+            kind,
+            "--seed",
+            str(seed + 1000 + run),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"rss child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -632,10 +732,12 @@ def bench_rss(runs: int, seed: int, kind: str) -> list[Figure]:
         early.values.append(res["early_mb"])
         final.values.append(res["final_mb"])
         rate.values.append(res["events_per_s"])
-        _progress(f"rss run {run + 1}: peak {res['peak_mb']:.0f} MB (ru_maxrss "
-                  f"{res['ru_maxrss_mb']:.0f}, inherited from this parent), before "
-                  f"{res['baseline_mb']:.0f}, at 10k {res['early_mb']:.0f}, at 100k "
-                  f"{res['final_mb']:.0f} MB; {res['events_per_s']:,.0f} ev/s")
+        _progress(
+            f"rss run {run + 1}: peak {res['peak_mb']:.0f} MB (ru_maxrss "
+            f"{res['ru_maxrss_mb']:.0f}, inherited from this parent), before "
+            f"{res['baseline_mb']:.0f}, at 10k {res['early_mb']:.0f}, at 100k "
+            f"{res['final_mb']:.0f} MB; {res['events_per_s']:,.0f} ev/s"
+        )
     return [peak, base, early, final, rate]
 
 
@@ -655,21 +757,36 @@ def _progress(text: str) -> None:
 def write_jsonl(path: Path, events: int, seed: int) -> None:
     with path.open("wb") as fh:
         for raw in generate_messages(events, seed, fmt="mixed"):
-            fh.write(orjson.dumps({"MessageId": raw["MessageId"], "Body": raw["Body"],
-                                   "MessageAttributes": raw["MessageAttributes"]}) + b"\n")
+            fh.write(
+                orjson.dumps(
+                    {
+                        "MessageId": raw["MessageId"],
+                        "Body": raw["Body"],
+                        "MessageAttributes": raw["MessageAttributes"],
+                    }
+                )
+                + b"\n"
+            )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--events", type=int, default=20_000,
-                   help="events for parse and ingest (default 20000)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--events", type=int, default=20_000, help="events for parse and ingest (default 20000)"
+    )
     p.add_argument("--runs", type=int, default=3, help="runs per figure (default 3)")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--only", default=",".join(SECTIONS),
-                   help=f"comma-separated subset of {','.join(SECTIONS)}")
-    p.add_argument("--rss-db", choices=("sqlite", "postgresql", "mariadb"), default="sqlite",
-                   help="database for the rss section (default sqlite)")
+    p.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}"
+    )
+    p.add_argument(
+        "--rss-db",
+        choices=("sqlite", "postgresql", "mariadb"),
+        default="sqlite",
+        help="database for the rss section (default sqlite)",
+    )
     p.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
@@ -690,17 +807,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     only = set(args.sections)
     versions = server_versions(only | ({args.rss_db} if "rss" in only else set()))
     print("ledbelly benchmarks")
-    print(f"  machine   {platform.platform()}, {os.cpu_count()} CPUs, "
-          f"{platform.processor() or platform.machine()}")
-    print(f"  python    {platform.python_version()} ({platform.python_implementation()}), "
-          f"SQLAlchemy {sqlalchemy.__version__}")
+    print(
+        f"  machine   {platform.platform()}, {os.cpu_count()} CPUs, "
+        f"{platform.processor() or platform.machine()}"
+    )
+    print(
+        f"  python    {platform.python_version()} ({platform.python_implementation()}), "
+        f"SQLAlchemy {sqlalchemy.__version__}"
+    )
     for name, version in versions.items():
         print(f"  {name:<9} {version}")
-    print(f"  params    --events {args.events} --runs {args.runs} --seed {args.seed} "
-          f"--only {','.join(args.sections)}; workload generate_messages(fmt=mixed); "
-          f"moto depth {MOTO_DEPTH}; rss {RSS_MESSAGES:,} messages into {args.rss_db}")
-    print("  figures   median of the runs; ratio = median of per-run (figure / ceiling)",
-          flush=True)
+    print(
+        f"  params    --events {args.events} --runs {args.runs} --seed {args.seed} "
+        f"--only {','.join(args.sections)}; workload generate_messages(fmt=mixed); "
+        f"moto depth {MOTO_DEPTH}; rss {RSS_MESSAGES:,} messages into {args.rss_db}"
+    )
+    print(
+        "  figures   median of the runs; ratio = median of per-run (figure / ceiling)", flush=True
+    )
 
     figures: list[Figure] = []
     workdir = Path(tempfile.mkdtemp(prefix="ledbelly-bench-"))

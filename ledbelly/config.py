@@ -22,20 +22,51 @@ EVOLUTION_MODES = ("off", "add_columns", "add_columns_and_tables")
 LOG_FORMATS = ("text", "json")
 _IGNORED = {"logfile", "pidfile", "timeout", "verbose"}
 _TOP_KEYS = {
-    "aws", "endpoint_url", "concurrency", "delay", "queues", "wait_time_seconds",
-    "visibility_timeout", "batch_size", "max_batch_wait", "batch_linger", "max_in_flight",
+    "aws",
+    "endpoint_url",
+    "concurrency",
+    "delay",
+    "queues",
+    "wait_time_seconds",
+    "visibility_timeout",
+    "batch_size",
+    "max_batch_wait",
+    "batch_linger",
+    "max_in_flight",
     "shutdown_timeout",
-    "dead_letter_policy", "metrics_port", "metrics_host", "log_format", "log_file", "log_level",
-    "live_stream", "time_zone", "schema_evolution", "writers", "database", "log_dir",
+    "dead_letter_policy",
+    "metrics_port",
+    "metrics_host",
+    "log_format",
+    "log_file",
+    "log_level",
+    "live_stream",
+    "time_zone",
+    "schema_evolution",
+    "writers",
+    "database",
+    "log_dir",
 }
 _SECTIONS = {"https"}  # documented in their own example file (cfg/https.yml.example)
 # Instructure's documented JWKS for signed HTTPS Live Events (data_service_setup.md).
 CANVAS_JWKS_URL = "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks"
 CANVAS_TIMEOUT = 15.0  # Canvas gives up on a delivery after this long without an answer
 _HTTPS_KEYS = {
-    "listen", "path", "require_signature", "jwks_url", "issuer", "tls_cert", "tls_key",
-    "max_body_bytes", "response_timeout", "allow_from", "jwks_refresh_interval",
-    "jwks_max_age", "jwks_timeout", "leeway", "max_pending",
+    "listen",
+    "path",
+    "require_signature",
+    "jwks_url",
+    "issuer",
+    "tls_cert",
+    "tls_key",
+    "max_body_bytes",
+    "response_timeout",
+    "allow_from",
+    "jwks_refresh_interval",
+    "jwks_max_age",
+    "jwks_timeout",
+    "leeway",
+    "max_pending",
 }
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -64,8 +95,10 @@ class AwsSettings:
     endpoint_url: str | None = None
 
     def __repr__(self) -> str:  # never show secrets in logs or tracebacks
-        return (f"AwsSettings(region={self.region!r}, endpoint_url={self.endpoint_url!r}, "
-                f"credentials={'explicit' if self.access_key_id else 'default chain'})")
+        return (
+            f"AwsSettings(region={self.region!r}, endpoint_url={self.endpoint_url!r}, "
+            f"credentials={'explicit' if self.access_key_id else 'default chain'})"
+        )
 
 
 @dataclass(frozen=True)
@@ -160,8 +193,9 @@ def _choice(doc: dict[str, Any], key: str, default: str, choices: tuple[str, ...
     return str(value)
 
 
-def _queues(doc: dict[str, Any], concurrency: int, wait: int, visibility: int
-            ) -> tuple[QueueSettings, ...]:
+def _queues(
+    doc: dict[str, Any], concurrency: int, wait: int, visibility: int
+) -> tuple[QueueSettings, ...]:
     raw = doc.get("queues")
     if isinstance(raw, str):
         raw = [raw]
@@ -172,17 +206,21 @@ def _queues(doc: dict[str, Any], concurrency: int, wait: int, visibility: int
         if isinstance(item, str):
             out.append(QueueSettings(item, concurrency, wait, visibility))
         elif isinstance(item, dict) and isinstance(item.get("name") or item.get("url"), str):
-            out.append(QueueSettings(
-                str(item.get("url") or item["name"]),
-                _int(item, "concurrency", concurrency, 1, 100),
-                _int(item, "wait_time_seconds", wait, 0, 20),
-                _int(item, "visibility_timeout", visibility, 0, 43200)))
+            out.append(
+                QueueSettings(
+                    str(item.get("url") or item["name"]),
+                    _int(item, "concurrency", concurrency, 1, 100),
+                    _int(item, "wait_time_seconds", wait, 0, 20),
+                    _int(item, "visibility_timeout", visibility, 0, 43200),
+                )
+            )
         elif isinstance(item, list) and item and isinstance(item[0], str):
             # Shoryuken's [name, weight] form
             out.append(QueueSettings(item[0], concurrency, wait, visibility))
         else:
-            raise ConfigError(f"queues: cannot read {item!r}; give a name, URL or "
-                              "{name: ..., concurrency: ...}")
+            raise ConfigError(
+                f"queues: cannot read {item!r}; give a name, URL or {{name: ..., concurrency: ...}}"
+            )
     return tuple(out)
 
 
@@ -192,8 +230,9 @@ def _listen(value: Any) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"https.listen must be host:port (e.g. 0.0.0.0:8443 or [::]:8443), "
-                          f"got {value!r}")
+        raise ConfigError(
+            f"https.listen must be host:port (e.g. 0.0.0.0:8443 or [::]:8443), got {value!r}"
+        )
     return host, int(port)
 
 
@@ -220,8 +259,9 @@ def _networks(value: Any) -> tuple[IpNetwork, ...]:
         try:
             out.append(ipaddress.ip_network(str(item), strict=False))
         except ValueError:
-            raise ConfigError(f"https.allow_from: {item!r} is not an IP address or network"
-                              ) from None
+            raise ConfigError(
+                f"https.allow_from: {item!r} is not an IP address or network"
+            ) from None
     return tuple(out)
 
 
@@ -233,8 +273,7 @@ def https_settings_from_dict(doc: Any) -> HttpsSettings:
         raise ConfigError("https must be a mapping of settings (see cfg/https.yml.example)")
     unknown = set(doc) - _HTTPS_KEYS
     if unknown:
-        raise ConfigError(f"unknown https settings {sorted(unknown)}; "
-                          "see cfg/https.yml.example")
+        raise ConfigError(f"unknown https settings {sorted(unknown)}; see cfg/https.yml.example")
     section = {f"https.{k}": v for k, v in doc.items()}
 
     def num(key: str, default: float, lo: float, hi: float) -> float:
@@ -246,8 +285,9 @@ def https_settings_from_dict(doc: Any) -> HttpsSettings:
         raise ConfigError(f"https.path must be a URL path starting with /, got {path!r}")
     require_signature = doc.get("require_signature", True)
     if not isinstance(require_signature, bool):
-        raise ConfigError(f"https.require_signature must be true or false, "
-                          f"got {require_signature!r}")
+        raise ConfigError(
+            f"https.require_signature must be true or false, got {require_signature!r}"
+        )
     jwks_url = doc.get("jwks_url") or CANVAS_JWKS_URL
     if not isinstance(jwks_url, str) or not jwks_url.startswith(("https://", "http://")):
         raise ConfigError(f"https.jwks_url must be an http(s) URL, got {jwks_url!r}")
@@ -258,9 +298,14 @@ def https_settings_from_dict(doc: Any) -> HttpsSettings:
     if (tls_cert is None) != (tls_key is None):
         raise ConfigError("https.tls_cert and https.tls_key go together")
     return HttpsSettings(
-        host=host, port=port, path=path.rstrip("/") or "/",
-        require_signature=require_signature, jwks_url=jwks_url, issuer=issuer,
-        tls_cert=tls_cert, tls_key=tls_key,
+        host=host,
+        port=port,
+        path=path.rstrip("/") or "/",
+        require_signature=require_signature,
+        jwks_url=jwks_url,
+        issuer=issuer,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
         max_body_bytes=_int(section, "https.max_body_bytes", 1_048_576, 1024, 64 * 1024**2),
         response_timeout=num("response_timeout", 10.0, 0.1, CANVAS_TIMEOUT - 1),
         allow_from=_networks(doc.get("allow_from")),
@@ -268,7 +313,8 @@ def https_settings_from_dict(doc: Any) -> HttpsSettings:
         jwks_max_age=num("jwks_max_age", 3600.0, 1.0, 7 * 86400),
         jwks_timeout=num("jwks_timeout", 5.0, 0.1, 60),
         leeway=num("leeway", 60.0, 0.0, 3600),
-        max_pending=_int(section, "https.max_pending", 1000, 1, 100_000))
+        max_pending=_int(section, "https.max_pending", 1000, 1, 100_000),
+    )
 
 
 def daemon_settings_from_dict(doc: Any) -> DaemonSettings:
@@ -281,10 +327,13 @@ def daemon_settings_from_dict(doc: Any) -> DaemonSettings:
     if not isinstance(aws_doc, dict):
         raise ConfigError("aws must be a mapping (region, access_key_id, secret_access_key)")
     aws = AwsSettings(
-        region=aws_doc.get("region"), access_key_id=aws_doc.get("access_key_id"),
+        region=aws_doc.get("region"),
+        access_key_id=aws_doc.get("access_key_id"),
         secret_access_key=aws_doc.get("secret_access_key"),
-        session_token=aws_doc.get("session_token"), profile=aws_doc.get("profile"),
-        endpoint_url=doc.get("endpoint_url") or aws_doc.get("endpoint_url"))
+        session_token=aws_doc.get("session_token"),
+        profile=aws_doc.get("profile"),
+        endpoint_url=doc.get("endpoint_url") or aws_doc.get("endpoint_url"),
+    )
     if bool(aws.access_key_id) != bool(aws.secret_access_key):
         raise ConfigError("aws.access_key_id and aws.secret_access_key go together")
     concurrency = _int(doc, "concurrency", 4, 1, 100)
@@ -292,13 +341,13 @@ def daemon_settings_from_dict(doc: Any) -> DaemonSettings:
     visibility = _int(doc, "visibility_timeout", 120, 0, 43200)
     batch_size = _int(doc, "batch_size", 500, 1, 10000)
     metrics_port = doc.get("metrics_port")
-    if metrics_port is not None and (not isinstance(metrics_port, int)
-                                     or not 0 <= metrics_port <= 65535):
+    if metrics_port is not None and (
+        not isinstance(metrics_port, int) or not 0 <= metrics_port <= 65535
+    ):
         raise ConfigError(f"metrics_port must be a port number, got {metrics_port!r}")
     https = https_settings_from_dict(doc["https"]) if "https" in doc else None
     if https is None and "queues" not in doc:
-        raise ConfigError("give queues (SQS), an https section (Canvas's HTTPS delivery), "
-                          "or both")
+        raise ConfigError("give queues (SQS), an https section (Canvas's HTTPS delivery), or both")
     queues = _queues(doc, concurrency, wait, visibility) if "queues" in doc else ()
     return DaemonSettings(
         queues=queues,
@@ -311,9 +360,9 @@ def daemon_settings_from_dict(doc: Any) -> DaemonSettings:
             batch_linger=_float(doc, "batch_linger", 0.01, 0.0, 60),
             max_in_flight=_int(doc, "max_in_flight", max(5000, 2 * batch_size), 10, 1_000_000),
             shutdown_timeout=_float(doc, "shutdown_timeout", 30.0, 1, 3600),
-            dead_letter_policy=_choice(doc, "dead_letter_policy", "table",
-                                       DEAD_LETTER_POLICIES),
-            writers=_int(doc, "writers", 1, 1, 16)),
+            dead_letter_policy=_choice(doc, "dead_letter_policy", "table", DEAD_LETTER_POLICIES),
+            writers=_int(doc, "writers", 1, 1, 16),
+        ),
         metrics_port=metrics_port,
         metrics_host=str(doc.get("metrics_host", "127.0.0.1")),
         log_format=_choice(doc, "log_format", "text", LOG_FORMATS),

@@ -20,8 +20,10 @@ from ledbelly.db.engine import normalize_url
 from ledbelly.errors import ConfigError
 
 FEED_DEPTH = 150  # moto slows down as its queue fills; keep it shallow
-SAMPLE_QUERY = ("SELECT asset_type, COUNT(*) AS events FROM live_asset_accessed "
-                "GROUP BY asset_type ORDER BY events DESC, asset_type LIMIT 5")
+SAMPLE_QUERY = (
+    "SELECT asset_type, COUNT(*) AS events FROM live_asset_accessed "
+    "GROUP BY asset_type ORDER BY events DESC, asset_type LIMIT 5"
+)
 
 
 def free_port() -> int:
@@ -45,22 +47,33 @@ def start_local_sqs() -> tuple[Any, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
-def feed(client: Any, queue_url: str, messages: list[dict[str, Any]],
-         stop: threading.Event) -> None:
+def feed(
+    client: Any, queue_url: str, messages: list[dict[str, Any]], stop: threading.Event
+) -> None:
     """Send simulated messages, keeping the queue shallow the way real traffic does."""
     i = 0
     while i < len(messages) and not stop.is_set():
         attrs = client.get_queue_attributes(
-            QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+            QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
         if int(attrs["ApproximateNumberOfMessages"]) > FEED_DEPTH:
             time.sleep(0.2)
             continue
-        chunk = messages[i:i + 10]
-        client.send_message_batch(QueueUrl=queue_url, Entries=[
-            {"Id": str(n), "MessageBody": m["Body"],
-             "MessageAttributes": {k: {"DataType": "String", "StringValue": v["StringValue"]}
-                                   for k, v in m["MessageAttributes"].items()}}
-            for n, m in enumerate(chunk)])
+        chunk = messages[i : i + 10]
+        client.send_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {
+                    "Id": str(n),
+                    "MessageBody": m["Body"],
+                    "MessageAttributes": {
+                        k: {"DataType": "String", "StringValue": v["StringValue"]}
+                        for k, v in m["MessageAttributes"].items()
+                    },
+                }
+                for n, m in enumerate(chunk)
+            ],
+        )
         i += len(chunk)
 
 
@@ -74,17 +87,24 @@ def run_demo(count: int, db_url: str, seed: int, echo: Callable[[str], None]) ->
     server, endpoint = start_local_sqs()
     stop_feed = threading.Event()
     try:
-        aws = AwsSettings(region="us-east-1", access_key_id="demo", secret_access_key="demo",
-                          endpoint_url=endpoint)
+        aws = AwsSettings(
+            region="us-east-1",
+            access_key_id="demo",
+            secret_access_key="demo",
+            endpoint_url=endpoint,
+        )
         client = sqs_client(aws)
         queue_url = client.create_queue(QueueName="canvas-live-events-demo")["QueueUrl"]
         messages = list(generate_messages(count, seed=seed, fmt="mixed"))
-        feeder = threading.Thread(target=feed, args=(client, queue_url, messages, stop_feed),
-                                  daemon=True)
+        feeder = threading.Thread(
+            target=feed, args=(client, queue_url, messages, stop_feed), daemon=True
+        )
         feeder.start()
         settings = DaemonSettings(
-            queues=(QueueSettings(queue_url, 2, 1, 60),), aws=aws,
-            worker=WorkerOptions(batch_size=200, max_batch_wait=0.5, shutdown_timeout=10))
+            queues=(QueueSettings(queue_url, 2, 1, 60),),
+            aws=aws,
+            worker=WorkerOptions(batch_size=200, max_batch_wait=0.5, shutdown_timeout=10),
+        )
         url = normalize_url(db_url)
         daemon = build_daemon(settings, url, Path("log"), create_missing=True)
         echo(f"demo: local SQS at {endpoint}, {count} simulated events, writing to {db_url}")
@@ -96,8 +116,10 @@ def run_demo(count: int, db_url: str, seed: int, echo: Callable[[str], None]) ->
             daemon.stop()
             daemon.wait()
         elapsed = time.monotonic() - started
-        echo(f"\ndone: {daemon.stats.messages} messages in {elapsed:.1f} s "
-             f"({daemon.stats.dead_letters} dead letters, {daemon.stats.unknown} unknown)")
+        echo(
+            f"\ndone: {daemon.stats.messages} messages in {elapsed:.1f} s "
+            f"({daemon.stats.dead_letters} dead letters, {daemon.stats.unknown} unknown)"
+        )
         _report(daemon, echo)
         daemon.pipeline.close()
     finally:

@@ -54,6 +54,7 @@ def sqs_form(msg: Message) -> dict[str, Any]:
     return {
         "MessageId": msg.message_id,
         "Body": msg.body,
-        "MessageAttributes": {k: {"StringValue": v, "DataType": "String"}
-                              for k, v in msg.attributes.items()},
+        "MessageAttributes": {
+            k: {"StringValue": v, "DataType": "String"} for k, v in msg.attributes.items()
+        },
     }

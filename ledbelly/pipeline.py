@@ -45,8 +45,13 @@ class PipelineSettings:
 class Pipeline:
     """A processor and a sink over one engine, with the log files they share."""
 
-    def __init__(self, settings: PipelineSettings, engine: Engine | None = None,
-                 logs: EventLogs | None = None, catalog: Catalog | None = None) -> None:
+    def __init__(
+        self,
+        settings: PipelineSettings,
+        engine: Engine | None = None,
+        logs: EventLogs | None = None,
+        catalog: Catalog | None = None,
+    ) -> None:
         self.settings = settings
         overlay = settings.overlay_dir or Path("schemas.local")
         self.catalog = catalog or Catalog.load(settings.schema_dir, overlay)
@@ -57,9 +62,13 @@ class Pipeline:
         self.evolver = self._evolver(overlay) if settings.schema_evolution != "off" else None
         self.extensions: ExtensionHost | None = None  # started by prepare()
         self.processor = Processor(
-            self.catalog, self.tables.dialect, self.logs, self.tables.columns,
+            self.catalog,
+            self.tables.dialect,
+            self.logs,
+            self.tables.columns,
             ProcessorOptions(live_stream=settings.live_stream, time_zone=settings.time_zone),
-            evolver=self.evolver)
+            evolver=self.evolver,
+        )
 
     def _evolver(self, overlay: Path) -> Evolver:
         from ledbelly.db.evolve import Evolver
@@ -68,8 +77,14 @@ class Pipeline:
             self.tables.forget(table.name)
             self.processor.reset_plans()
 
-        return Evolver(self.engine, self.catalog, overlay, self.logs,
-                       self.settings.schema_evolution, on_change=changed)
+        return Evolver(
+            self.engine,
+            self.catalog,
+            overlay,
+            self.logs,
+            self.settings.schema_evolution,
+            on_change=changed,
+        )
 
     def replay_created(self) -> int:
         """Stored unknown events of types that evolution just gave a table: into it."""
@@ -88,9 +103,15 @@ class Pipeline:
         if self.settings.extensions and self.extensions is None:
             from ledbelly.extensions.base import ExtensionContext, ExtensionHost
 
-            host = ExtensionHost.load(self.settings.extensions, ExtensionContext(
-                url=self.settings.url, catalog=self.catalog, log_dir=self.settings.log_dir,
-                create_missing=self.settings.create_missing))
+            host = ExtensionHost.load(
+                self.settings.extensions,
+                ExtensionContext(
+                    url=self.settings.url,
+                    catalog=self.catalog,
+                    log_dir=self.settings.log_dir,
+                    create_missing=self.settings.create_missing,
+                ),
+            )
             host.start()
             self.extensions = host
         return missing

@@ -14,12 +14,18 @@ T = TypeVar("T")
 
 def backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
     """Exponential backoff with full jitter, so many workers do not retry in step."""
-    return random.uniform(0, min(cap, base * 2 ** attempt))
+    return random.uniform(0, min(cap, base * 2**attempt))
 
 
-def retry_transient(work: Callable[[], T], *, attempts: int | None = None, base: float = 0.5,
-                    cap: float = 30.0, pause: Callable[[float], None] = time.sleep,
-                    on_retry: Callable[[TransientError, int], None] | None = None) -> T:
+def retry_transient(
+    work: Callable[[], T],
+    *,
+    attempts: int | None = None,
+    base: float = 0.5,
+    cap: float = 30.0,
+    pause: Callable[[float], None] = time.sleep,
+    on_retry: Callable[[TransientError, int], None] | None = None,
+) -> T:
     """``work()``, again after each ``TransientError`` with backoff.
 
     After ``attempts`` tries (``None``: no limit) the last fault is raised. ``on_retry``

@@ -69,8 +69,12 @@ def schema_events(schema_dir: Path) -> dict[str, str]:
 
 def commit_of(checkout: Path) -> str:
     try:
-        done = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"],
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            ["git", "-C", str(checkout), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return done.stdout.strip() or "unknown"
@@ -80,17 +84,26 @@ def inventory(checkout: Path, schema_dir: Path) -> str:
     commit = commit_of(checkout)
     posted = posted_events(checkout)
     tables = schema_events(schema_dir)
-    lines = [f"Canvas checkout at commit `{commit}`.", "",
-             "| event | posted from | table | status |", "|---|---|---|---|"]
+    lines = [
+        f"Canvas checkout at commit `{commit}`.",
+        "",
+        "| event | posted from | table | status |",
+        "|---|---|---|---|",
+    ]
     for p in posted:
         status = "existing" if p.event in tables else "new"
         lines.append(f"| `{p.event}` | {p.path}:{p.line} | `{table_for(p.event)}` | {status} |")
     names = {p.event for p in posted}
     gone = [(event, table) for event, table in sorted(tables.items()) if event not in names]
     if gone:
-        lines += ["", "Tables whose event this checkout does not post with a literal name "
-                  "(emitted elsewhere, e.g. by Quizzes.Next, or no longer emitted):", "",
-                  "| event | table |", "|---|---|"]
+        lines += [
+            "",
+            "Tables whose event this checkout does not post with a literal name "
+            "(emitted elsewhere, e.g. by Quizzes.Next, or no longer emitted):",
+            "",
+            "| event | table |",
+            "|---|---|",
+        ]
         lines += [f"| `{event}` | `{table}` |" for event, table in gone]
     return "\n".join(lines) + "\n"
 
@@ -98,14 +111,19 @@ def inventory(checkout: Path, schema_dir: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("checkout", type=Path, help="a local canvas-lms checkout")
-    parser.add_argument("--schemas", type=Path,
-                        default=Path(__file__).resolve().parent.parent / "schemas",
-                        help="the ledbelly schema directory (default: ./schemas)")
+    parser.add_argument(
+        "--schemas",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent / "schemas",
+        help="the ledbelly schema directory (default: ./schemas)",
+    )
     args = parser.parse_args(argv)
     checkout: Path = args.checkout
     if not (checkout / "lib" / "canvas" / "live_events.rb").is_file():
-        print(f"{checkout} has no lib/canvas/live_events.rb: not a canvas-lms checkout",
-              file=sys.stderr)
+        print(
+            f"{checkout} has no lib/canvas/live_events.rb: not a canvas-lms checkout",
+            file=sys.stderr,
+        )
         return 2
     sys.stdout.write(inventory(checkout, args.schemas))
     return 0

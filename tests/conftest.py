@@ -49,8 +49,9 @@ def _unavailable(what: str, exc: Exception) -> None:
 def _reset_postgres() -> str:
     admin = create_engine(normalize_url(PG_ADMIN), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                              {"n": TEST_DB}).first()
+        exists = conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": TEST_DB}
+        ).first()
         if not exists:
             conn.execute(text(f'CREATE DATABASE "{TEST_DB}"'))
     admin.dispose()
@@ -66,8 +67,9 @@ def _reset_mariadb() -> str:
     admin = create_engine(normalize_url(MY_ADMIN))
     with admin.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS `{TEST_DB}`"))
-        conn.execute(text(f"CREATE DATABASE `{TEST_DB}` CHARACTER SET utf8mb4 "
-                          "COLLATE utf8mb4_unicode_ci"))
+        conn.execute(
+            text(f"CREATE DATABASE `{TEST_DB}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        )
     admin.dispose()
     return MY_URL
 
@@ -124,8 +126,10 @@ def engine_for(url: str) -> Engine:
 
 def require_docs() -> Path:
     if not DOCS.is_dir():
-        pytest.skip(f"Instructure's documented examples are not at {DOCS} "
-                    "(the ../shared folder beside the checkout)")
+        pytest.skip(
+            f"Instructure's documented examples are not at {DOCS} "
+            "(the ../shared folder beside the checkout)"
+        )
     return DOCS
 
 
@@ -151,17 +155,31 @@ def sqs_message(message_id: str, event_name: str, payload: Any, event_time: str 
 def canvas_event(name: str = "asset_accessed", **body: Any) -> dict[str, Any]:
     """A small Canvas raw event of our own."""
     return {
-        "metadata": {"event_name": name, "event_time": "2026-09-01T14:03:07.150Z",
-                     "user_id": "21070000000000001", "root_account_id": "21070000000000001",
-                     "context_id": "21070000000000144", "context_type": "Course",
-                     "producer": "canvas", "hostname": "lms.example.edu"},
-        "body": body or {"asset_id": "21070000000000144", "asset_type": "course",
-                         "asset_subtype": "syllabus", "category": "syllabus", "role":
-                         "StudentEnrollment", "level": None, "asset_name": "Biology 101"},
+        "metadata": {
+            "event_name": name,
+            "event_time": "2026-09-01T14:03:07.150Z",
+            "user_id": "21070000000000001",
+            "root_account_id": "21070000000000001",
+            "context_id": "21070000000000144",
+            "context_type": "Course",
+            "producer": "canvas",
+            "hostname": "lms.example.edu",
+        },
+        "body": body
+        or {
+            "asset_id": "21070000000000144",
+            "asset_type": "course",
+            "asset_subtype": "syllabus",
+            "category": "syllabus",
+            "role": "StudentEnrollment",
+            "level": None,
+            "asset_name": "Biology 101",
+        },
     }
 
 
 # ----- SQS: moto's real server over HTTP ------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def sqs_endpoint() -> Iterator[str]:
@@ -180,8 +198,14 @@ def sqs_queue(sqs_endpoint: str, request: pytest.FixtureRequest) -> Iterator[tup
     from ledbelly.config import AwsSettings
     from ledbelly.sources.sqs import sqs_client
 
-    client = sqs_client(AwsSettings(region="us-east-1", access_key_id="testing",
-                                    secret_access_key="testing", endpoint_url=sqs_endpoint))
+    client = sqs_client(
+        AwsSettings(
+            region="us-east-1",
+            access_key_id="testing",
+            secret_access_key="testing",
+            endpoint_url=sqs_endpoint,
+        )
+    )
     name = re.sub(r"[^A-Za-z0-9_-]", "-", request.node.name)[:70]
     url = client.create_queue(QueueName=name)["QueueUrl"]
     yield client, url
@@ -190,15 +214,27 @@ def sqs_queue(sqs_endpoint: str, request: pytest.FixtureRequest) -> Iterator[tup
 
 def send_all(client: Any, url: str, messages: list[Message]) -> None:
     for i in range(0, len(messages), 10):
-        client.send_message_batch(QueueUrl=url, Entries=[
-            {"Id": str(n), "MessageBody": m.body,
-             "MessageAttributes": {k: {"DataType": "String", "StringValue": v or "-"}
-                                   for k, v in m.attributes.items()}}
-            for n, m in enumerate(messages[i:i + 10])])
+        client.send_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {
+                    "Id": str(n),
+                    "MessageBody": m.body,
+                    "MessageAttributes": {
+                        k: {"DataType": "String", "StringValue": v or "-"}
+                        for k, v in m.attributes.items()
+                    },
+                }
+                for n, m in enumerate(messages[i : i + 10])
+            ],
+        )
 
 
 def queue_depth(client: Any, url: str) -> int:
-    attrs = client.get_queue_attributes(QueueUrl=url, AttributeNames=[
-        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    attrs = client.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
     return int(attrs["ApproximateNumberOfMessages"]) + int(
-        attrs["ApproximateNumberOfMessagesNotVisible"])
+        attrs["ApproximateNumberOfMessagesNotVisible"]
+    )

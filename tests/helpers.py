@@ -33,8 +33,12 @@ def count(url: str, table: str, where: str = "") -> int:
     return scalar(url, f"SELECT COUNT(*) FROM {table} {where}")
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30, what: str = "a condition",
-             every: float = 0.05) -> None:
+def wait_for(
+    predicate: Callable[[], bool],
+    timeout: float = 30,
+    what: str = "a condition",
+    every: float = 0.05,
+) -> None:
     """For what only the outside world shows (a queue's depth, another process's rows)."""
     until = time.monotonic() + timeout
     while time.monotonic() < until:

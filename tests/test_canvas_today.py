@@ -44,9 +44,21 @@ def canvas_schemas(tmp_path: Path) -> Path:
 
 def ingest_file(url: str, log_dir: Path, path: Path, schema_dir: Path) -> Result:
     """Run ``ledbelly ingest --create-missing`` on one file."""
-    return CliRunner().invoke(main, ["ingest", "--db", url, "--log-dir", str(log_dir),
-                                     "--schemas", str(schema_dir),
-                                     "--create-missing", str(path)], catch_exceptions=False)
+    return CliRunner().invoke(
+        main,
+        [
+            "ingest",
+            "--db",
+            url,
+            "--log-dir",
+            str(log_dir),
+            "--schemas",
+            str(schema_dir),
+            "--create-missing",
+            str(path),
+        ],
+        catch_exceptions=False,
+    )
 
 
 def _column_for(table: TableDef, key: str) -> ColumnDef | None:
@@ -134,4 +146,5 @@ def test_today_event_lands_whole(fixture: Path, db_url: str, tmp_path: Path) -> 
         col = _column_for(table_def, key)
         assert col is not None, f"{table_def.name}: no column takes {key}"
         assert _same(col, row[col.name], sent), (
-            f"{table_def.name}.{col.name}: sent {sent!r}, stored {row[col.name]!r}")
+            f"{table_def.name}.{col.name}: sent {sent!r}, stored {row[col.name]!r}"
+        )

@@ -19,26 +19,38 @@ def _invoke(*args: str, input: str | None = None, env: dict[str, str] | None = N
 
 def _events_file(tmp_path: Path, n: int = 3) -> Path:
     path = tmp_path / "events.jsonl"
-    path.write_text("\n".join(json.dumps(canvas_event(asset_id=str(i))) for i in range(n))
-                    + "\nnot json at all\n")
+    path.write_text(
+        "\n".join(json.dumps(canvas_event(asset_id=str(i))) for i in range(n))
+        + "\nnot json at all\n"
+    )
     return path
 
 
 def test_ingest_prints_an_exact_summary_and_is_idempotent(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'x.db'}"
     path = _events_file(tmp_path)
-    args = ["ingest", "--db", db, "--log-dir", str(tmp_path / "log"), "--schemas", str(SCHEMAS),
-            str(path)]
+    args = [
+        "ingest",
+        "--db",
+        db,
+        "--log-dir",
+        str(tmp_path / "log"),
+        "--schemas",
+        str(SCHEMAS),
+        str(path),
+    ]
     first = _invoke(*args)
     assert first.exit_code == 0, first.output
     assert first.stdout.splitlines()[-1] == (
         "messages 4: rows canvas 3, caliper 0; unknown 0; dead letters 1; "
-        "duplicates skipped 0; truncations 0; undefined fields 0")
+        "duplicates skipped 0; truncations 0; undefined fields 0"
+    )
     assert "replay with: ledbelly replay --dead-letters" in first.stderr
     second = _invoke(*args)
     assert second.stdout.splitlines()[-1] == (
         "messages 4: rows canvas 0, caliper 0; unknown 0; dead letters 0; "
-        "duplicates skipped 4; truncations 0; undefined fields 0")
+        "duplicates skipped 4; truncations 0; undefined fields 0"
+    )
 
 
 def test_ingest_reads_stdin_and_json_arrays(tmp_path: Path) -> None:
@@ -57,8 +69,17 @@ def test_simulate_then_ingest(tmp_path: Path) -> None:
     assert len(lines) == 50
     assert all("MessageId" in json.loads(line) for line in lines)
     db = f"sqlite:///{tmp_path / 'x.db'}"
-    result = _invoke("ingest", "--db", db, "--log-dir", str(tmp_path / "log"), "--schemas",
-                     str(SCHEMAS), "-", input=out.stdout)
+    result = _invoke(
+        "ingest",
+        "--db",
+        db,
+        "--log-dir",
+        str(tmp_path / "log"),
+        "--schemas",
+        str(SCHEMAS),
+        "-",
+        input=out.stdout,
+    )
     assert result.exit_code == 0
     assert result.stdout.startswith("messages 50: rows canvas ")
     assert "dead letters 0" in result.stdout and "unknown 0" in result.stdout
@@ -66,8 +87,16 @@ def test_simulate_then_ingest(tmp_path: Path) -> None:
 
 def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     path = _events_file(tmp_path)
-    result = _invoke("ingest", "--db", "postgresql://nobody:s3cret@127.0.0.1:1/none",
-                     "--log-dir", str(tmp_path / "log"), "--schemas", str(SCHEMAS), str(path))
+    result = _invoke(
+        "ingest",
+        "--db",
+        "postgresql://nobody:s3cret@127.0.0.1:1/none",
+        "--log-dir",
+        str(tmp_path / "log"),
+        "--schemas",
+        str(SCHEMAS),
+        str(path),
+    )
     assert result.exit_code == EXIT_DATABASE
     assert result.stderr.startswith("error: database unavailable:")
     assert "s3cret" not in result.output
@@ -82,21 +111,41 @@ def test_database_url_from_environment_and_yaml(tmp_path: Path, monkeypatch: Any
     assert _invoke("ingest", *common).exit_code == 0
     assert (tmp_path / "from-yaml.db").exists()
     env_db = tmp_path / "from-env.db"
-    assert _invoke("ingest", *common, env={"LEDBELLY_DATABASE_URL": f"sqlite:///{env_db}"}
-                   ).exit_code == 0
+    assert (
+        _invoke("ingest", *common, env={"LEDBELLY_DATABASE_URL": f"sqlite:///{env_db}"}).exit_code
+        == 0
+    )
     assert env_db.exists()
 
 
-def test_missing_tables_are_not_created_without_the_flag(server_db_url: str,
-                                                         tmp_path: Path) -> None:
+def test_missing_tables_are_not_created_without_the_flag(
+    server_db_url: str, tmp_path: Path
+) -> None:
     db_url = server_db_url
     path = _events_file(tmp_path, 1)
-    result = _invoke("ingest", "--db", db_url, "--log-dir", str(tmp_path / "log"),
-                     "--schemas", str(SCHEMAS), str(path))
+    result = _invoke(
+        "ingest",
+        "--db",
+        db_url,
+        "--log-dir",
+        str(tmp_path / "log"),
+        "--schemas",
+        str(SCHEMAS),
+        str(path),
+    )
     assert result.exit_code == 1
     assert "--create-missing" in result.stderr
-    ok = _invoke("ingest", "--db", db_url, "--create-missing", "--log-dir",
-                 str(tmp_path / "log"), "--schemas", str(SCHEMAS), str(path))
+    ok = _invoke(
+        "ingest",
+        "--db",
+        db_url,
+        "--create-missing",
+        "--log-dir",
+        str(tmp_path / "log"),
+        "--schemas",
+        str(SCHEMAS),
+        str(path),
+    )
     assert ok.exit_code == 0 and "rows canvas 1" in ok.stdout
     engine = engine_for(db_url)
     from sqlalchemy import inspect
@@ -124,8 +173,18 @@ def test_every_command_is_documented_in_the_readme() -> None:
 
 def test_ingest_says_why_it_uses_one_process(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'x.db'}"
-    result = _invoke("ingest", "--db", db, "--log-dir", str(tmp_path / "log"), "--schemas",
-                     str(SCHEMAS), "--workers", "2", str(_events_file(tmp_path)))
+    result = _invoke(
+        "ingest",
+        "--db",
+        db,
+        "--log-dir",
+        str(tmp_path / "log"),
+        "--schemas",
+        str(SCHEMAS),
+        "--workers",
+        "2",
+        str(_events_file(tmp_path)),
+    )
     assert result.exit_code == 0, result.output
     assert "note: --workers 2 ignored: SQLite takes one writer at a time" in result.stderr
     assert "rows canvas 3" in result.stdout

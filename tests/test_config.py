@@ -15,10 +15,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_ledbelly_sqs_yml_keeps_working() -> None:
-    s = daemon_settings_from_dict({
-        "aws": {"region": "us-west-2", "access_key_id": "AKIA", "secret_access_key": "s3cr3t"},
-        "logfile": "./shoryuken.log", "pidfile": "./shoryuken.pid",
-        "concurrency": 20, "delay": 0, "queues": ["canvas-live-events-edu"]})
+    s = daemon_settings_from_dict(
+        {
+            "aws": {"region": "us-west-2", "access_key_id": "AKIA", "secret_access_key": "s3cr3t"},
+            "logfile": "./shoryuken.log",
+            "pidfile": "./shoryuken.pid",
+            "concurrency": 20,
+            "delay": 0,
+            "queues": ["canvas-live-events-edu"],
+        }
+    )
     assert s.queues[0].name == "canvas-live-events-edu" and s.queues[0].concurrency == 20
     assert s.aws.region == "us-west-2" and "s3cr3t" not in repr(s.aws)
 
@@ -32,21 +38,36 @@ def test_example_documents_every_key_and_loads() -> None:
 
 
 def test_per_queue_settings_and_urls() -> None:
-    s = daemon_settings_from_dict({"queues": [
-        "a", {"name": "https://sqs.us-east-1.amazonaws.com/1/b", "concurrency": 2,
-              "visibility_timeout": 300}], "concurrency": 5})
+    s = daemon_settings_from_dict(
+        {
+            "queues": [
+                "a",
+                {
+                    "name": "https://sqs.us-east-1.amazonaws.com/1/b",
+                    "concurrency": 2,
+                    "visibility_timeout": 300,
+                },
+            ],
+            "concurrency": 5,
+        }
+    )
     assert [(q.name, q.concurrency, q.visibility_timeout) for q in s.queues] == [
-        ("a", 5, 120), ("https://sqs.us-east-1.amazonaws.com/1/b", 2, 300)]
+        ("a", 5, 120),
+        ("https://sqs.us-east-1.amazonaws.com/1/b", 2, 300),
+    ]
     assert s.queues[1].is_url and not s.queues[0].is_url
 
 
-@pytest.mark.parametrize("doc, message", [
-    ({"queues": []}, "queues must list"),
-    ({"queues": ["a"], "wait_time_seconds": 30}, "wait_time_seconds must be"),
-    ({"queues": ["a"], "dead_letter_policy": "drop"}, "dead_letter_policy must be one of"),
-    ({"queues": ["a"], "bogus": 1}, "unknown settings ['bogus']"),
-    ({"queues": ["a"], "aws": {"access_key_id": "x"}}, "go together"),
-])
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        ({"queues": []}, "queues must list"),
+        ({"queues": ["a"], "wait_time_seconds": 30}, "wait_time_seconds must be"),
+        ({"queues": ["a"], "dead_letter_policy": "drop"}, "dead_letter_policy must be one of"),
+        ({"queues": ["a"], "bogus": 1}, "unknown settings ['bogus']"),
+        ({"queues": ["a"], "aws": {"access_key_id": "x"}}, "go together"),
+    ],
+)
 def test_bad_settings_say_what_is_wrong(doc: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         daemon_settings_from_dict(doc)
@@ -61,11 +82,17 @@ def test_urls_pick_installed_drivers_and_hide_passwords() -> None:
 
 def test_ledbelly_database_yml(tmp_path: Path) -> None:
     path = tmp_path / "database.yml"
-    path.write_text("adapter: mysql2\nhost: db\ndata: canvas\nuser: led\npass: secret\n"
-                    "max_connections: 8\n")
+    path.write_text(
+        "adapter: mysql2\nhost: db\ndata: canvas\nuser: led\npass: secret\nmax_connections: 8\n"
+    )
     url = url_from_yaml(path)
     assert (url.drivername, url.host, url.database, url.username, url.password) == (
-        "mysql+mysqldb", "db", "canvas", "led", "secret")
+        "mysql+mysqldb",
+        "db",
+        "canvas",
+        "led",
+        "secret",
+    )
     path.write_text("adapter: tinytds\nhost: sql\ndata: canvas\nuser: sa\npass: x\n")
     assert url_from_yaml(path).drivername == "mssql+pyodbc"
     path.write_text("adapter: nope\n")
@@ -86,7 +113,8 @@ def test_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_max_connections_sizes_the_pool_only_for_database_yml(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ledbelly.db.engine import pool_size_for
 
     monkeypatch.chdir(tmp_path)

@@ -44,8 +44,11 @@ PSYCOPG2 = [
     ("55P03", "lock not available", DatabaseUnavailable),
     ("42501", "permission denied for table live_asset_accessed", OperatorError),
     ("42P01", 'relation "live_asset_accessed" does not exist', OperatorError),
-    ("42703", 'column "asset_name" of relation "live_asset_accessed" does not exist',
-     OperatorError),
+    (
+        "42703",
+        'column "asset_name" of relation "live_asset_accessed" does not exist',
+        OperatorError,
+    ),
     ("25006", "cannot execute INSERT in a read-only transaction", OperatorError),
     ("28P01", "password authentication failed", OperatorError),
     ("22001", "value too long for type character varying(100)", RowError),
@@ -106,8 +109,7 @@ def test_psycopg2(sqlstate: str, text: str, expected: type[LedbellyError]) -> No
 
 
 def test_psycopg2_without_a_sqlstate_is_a_lost_connection() -> None:
-    err = _driver_error("psycopg2", "OperationalError", "server closed the connection",
-                        pgcode=None)
+    err = _driver_error("psycopg2", "OperationalError", "server closed the connection", pgcode=None)
     assert type(classify_db_error(err)) is DatabaseUnavailable
 
 
@@ -125,8 +127,12 @@ def test_sqlite3(text: str, expected: type[LedbellyError]) -> None:
 
 @pytest.mark.parametrize(("sqlstate", "text", "expected"), PYODBC)
 def test_pyodbc(sqlstate: str, text: str, expected: type[LedbellyError]) -> None:
-    err = _driver_error("pyodbc", "ProgrammingError", sqlstate,
-                        f"[{sqlstate}] [Microsoft][ODBC Driver 18 for SQL Server] {text}")
+    err = _driver_error(
+        "pyodbc",
+        "ProgrammingError",
+        sqlstate,
+        f"[{sqlstate}] [Microsoft][ODBC Driver 18 for SQL Server] {text}",
+    )
     assert type(classify_db_error(_wrapped(err))) is expected
 
 

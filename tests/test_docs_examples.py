@@ -21,8 +21,11 @@ def _messages() -> list[Any]:
     require_docs()
     out = []
     for fmt, name, i, payload in doc_examples():
-        when = (payload.get("metadata", {}).get("event_time") if fmt == "canvas"
-                else payload["data"][0].get("eventTime")) or ""
+        when = (
+            payload.get("metadata", {}).get("event_time")
+            if fmt == "canvas"
+            else payload["data"][0].get("eventTime")
+        ) or ""
         out.append((fmt, name, payload, sqs_message(f"{fmt}-{name}-{i}", name, payload, when)))
     return out
 
@@ -35,9 +38,15 @@ def test_every_documented_example_becomes_a_row(db_url: str, make_pipeline: Any)
     assert stats.messages == len(examples)
     assert stats.unknown == 0 and stats.dead_letters == 0
     engine = engine_for(db_url)
-    undefined = (pipeline.settings.log_dir / "ddl-undefined.log")
-    logged = {(d["table"], d["field"].split(" ")[0]) for d in
-              map(json.loads, undefined.read_text().splitlines())} if undefined.exists() else set()
+    undefined = pipeline.settings.log_dir / "ddl-undefined.log"
+    logged = (
+        {
+            (d["table"], d["field"].split(" ")[0])
+            for d in map(json.loads, undefined.read_text().splitlines())
+        }
+        if undefined.exists()
+        else set()
+    )
     with engine.connect() as conn:
         for fmt, name, payload, msg in examples:
             table_def = pipeline.catalog.tables[table_name_for(fmt, name)]
@@ -55,13 +64,17 @@ def test_every_documented_example_becomes_a_row(db_url: str, make_pipeline: Any)
                     expected = None
                 values = [r[col.name] for r in rows]
                 assert any(_same(v, expected) for v in values), (
-                    f"{table_def.name}.{col.name}: {expected!r} not in {values!r}")
+                    f"{table_def.name}.{col.name}: {expected!r} not in {values!r}"
+                )
             for key in flat:
-                consumed = any(resolved_source(table_def, c) == key or
-                               (c.json and key.startswith(resolved_source(table_def, c)))
-                               for c in table_def.data_columns)
+                consumed = any(
+                    resolved_source(table_def, c) == key
+                    or (c.json and key.startswith(resolved_source(table_def, c)))
+                    for c in table_def.data_columns
+                )
                 assert consumed or (table_def.name, key) in logged, (
-                    f"{name}: field {key} neither stored nor logged as undefined")
+                    f"{name}: field {key} neither stored nor logged as undefined"
+                )
     engine.dispose()
 
 

@@ -51,6 +51,7 @@ def older(table: TableDef) -> TableDef:
 
 # ----- inference ------------------------------------------------------------------------------
 
+
 @given(st.integers(min_value=1, max_value=5000))
 def test_headroom_leaves_room(length: int) -> None:
     size = headroom(length)
@@ -83,13 +84,18 @@ def test_column_names_follow_the_schema_rules() -> None:
 
 # ----- alter-tables ---------------------------------------------------------------------------
 
+
 def test_alter_tables_brings_an_older_table_up_to_date(db_url: str) -> None:
     engine = engine_for(db_url)
     try:
         apply(engine, [older(ASSET)], DdlOptions.for_engine(engine))
         with engine.begin() as conn:
-            conn.execute(text("INSERT INTO live_asset_accessed (asset_id, asset_name, event_time) "
-                              "VALUES (42, 'Biology', '2026-09-01 14:03:07')"))
+            conn.execute(
+                text(
+                    "INSERT INTO live_asset_accessed (asset_id, asset_name, event_time) "
+                    "VALUES (42, 'Biology', '2026-09-01 14:03:07')"
+                )
+            )
         plan = plan_alter(engine, [ASSET])
         rendered = plan.render()
         assert "live_asset_accessed.url: new column" in rendered
@@ -107,8 +113,11 @@ def test_alter_tables_brings_an_older_table_up_to_date(db_url: str) -> None:
             assert getattr(cols["asset_name"], "length", None) == 2000
             assert isinstance(cols["asset_id"], sqltypes.BigInteger)
         with engine.connect() as conn:
-            row = conn.execute(text("SELECT asset_id, asset_name, url FROM live_asset_accessed "
-                                   "WHERE asset_id = 42"))
+            row = conn.execute(
+                text(
+                    "SELECT asset_id, asset_name, url FROM live_asset_accessed WHERE asset_id = 42"
+                )
+            )
             assert list(row) == [(42, "Biology", None)]
     finally:
         engine.dispose()
@@ -122,24 +131,39 @@ def test_columns_only_in_the_database_are_a_comment(sqlite_url: str) -> None:
             conn.execute(text("ALTER TABLE live_asset_accessed ADD COLUMN local_note TEXT"))
         plan = plan_alter(engine, [ASSET])
         assert plan.statements == []
-        assert plan.render() == "-- live_asset_accessed.local_note: only in the database " \
-                                "(left alone)\n"
+        assert (
+            plan.render() == "-- live_asset_accessed.local_note: only in the database "
+            "(left alone)\n"
+        )
     finally:
         engine.dispose()
 
 
 def test_mssql_and_oracle_alter_statements() -> None:
     """No server for these: compare against what reflection would report."""
-    live = [{"name": c.name, "type": sqltypes.VARCHAR(20) if c.name == "asset_name" else
-             sqltypes.INTEGER() if c.name == "asset_id" else sqltypes.NullType()}
-            for c in ASSET.columns if c.name != "url"]
+    live = [
+        {
+            "name": c.name,
+            "type": sqltypes.VARCHAR(20)
+            if c.name == "asset_name"
+            else sqltypes.INTEGER()
+            if c.name == "asset_id"
+            else sqltypes.NullType(),
+        }
+        for c in ASSET.columns
+        if c.name != "url"
+    ]
     expected = {
-        "mssql": ["ALTER TABLE live_asset_accessed ALTER COLUMN asset_id BIGINT NULL",
-                  "ALTER TABLE live_asset_accessed ALTER COLUMN asset_name VARCHAR(2000) NULL",
-                  "ALTER TABLE live_asset_accessed ADD url VARCHAR(max) NULL"],
-        "oracle": ["ALTER TABLE live_asset_accessed MODIFY (asset_id NUMBER(19))",
-                   "ALTER TABLE live_asset_accessed MODIFY (asset_name VARCHAR2(2000 CHAR))",
-                   "ALTER TABLE live_asset_accessed ADD (url CLOB)"],
+        "mssql": [
+            "ALTER TABLE live_asset_accessed ALTER COLUMN asset_id BIGINT NULL",
+            "ALTER TABLE live_asset_accessed ALTER COLUMN asset_name VARCHAR(2000) NULL",
+            "ALTER TABLE live_asset_accessed ADD url VARCHAR(max) NULL",
+        ],
+        "oracle": [
+            "ALTER TABLE live_asset_accessed MODIFY (asset_id NUMBER(19))",
+            "ALTER TABLE live_asset_accessed MODIFY (asset_name VARCHAR2(2000 CHAR))",
+            "ALTER TABLE live_asset_accessed ADD (url CLOB)",
+        ],
     }
     dialects: tuple[Dialect, ...] = (mssql.dialect(), oracle.dialect())  # type: ignore[no-untyped-call]
     for dialect in dialects:
@@ -149,6 +173,7 @@ def test_mssql_and_oracle_alter_statements() -> None:
 
 
 # ----- suggest and apply ----------------------------------------------------------------------
+
 
 def copy_schemas(tmp_path: Path) -> Path:
     target = tmp_path / "schemas"
@@ -160,18 +185,34 @@ def test_suggest_from_logs_then_apply(tmp_path: Path) -> None:
     log = tmp_path / "log"
     log.mkdir()
     undefined = [
-        {"at": "x", "event_name": "asset_accessed", "table": "live_asset_accessed",
-         "field": "body.shiny_new", "sample": json.dumps("abc")},
-        {"at": "x", "event_name": "asset_accessed", "table": "live_asset_accessed",
-         "field": "body.counter", "sample": "17"},
-        {"at": "x", "event_name": "asset_accessed", "table": "live_asset_accessed",
-         "field": "body.section_id (column section_id is in the schema but not in the "
-                  "database: run alter-tables)", "sample": "5"},
+        {
+            "at": "x",
+            "event_name": "asset_accessed",
+            "table": "live_asset_accessed",
+            "field": "body.shiny_new",
+            "sample": json.dumps("abc"),
+        },
+        {
+            "at": "x",
+            "event_name": "asset_accessed",
+            "table": "live_asset_accessed",
+            "field": "body.counter",
+            "sample": "17",
+        },
+        {
+            "at": "x",
+            "event_name": "asset_accessed",
+            "table": "live_asset_accessed",
+            "field": "body.section_id (column section_id is in the schema but not in the "
+            "database: run alter-tables)",
+            "sample": "5",
+        },
     ]
     (log / "ddl-undefined.log").write_text("\n".join(map(json.dumps, undefined)) + "\n")
     (log / "sql-truncations.log").write_text(
         "2026-09-01T00:00:00.000000Z live_asset_accessed.asset_name supplied 2400, expecting 2000\n"
-        "2026-09-01T00:00:00.000000Z live_asset_accessed.asset_type supplied 30, expecting 24\n")
+        "2026-09-01T00:00:00.000000Z live_asset_accessed.asset_type supplied 30, expecting 24\n"
+    )
     schemas = copy_schemas(tmp_path)
     patch = suggest(schemas, log)
     text_ = patch.render()
@@ -181,8 +222,9 @@ def test_suggest_from_logs_then_apply(tmp_path: Path) -> None:
     assert "asset_name: {type: text}" in text_ and "asset_type: {type: string, size: 64}" in text_
     patch_file = tmp_path / "patch.yml"
     patch_file.write_text(text_)
-    result = CliRunner().invoke(main, ["schema", "apply", str(patch_file),
-                                        "--schemas", str(schemas)])
+    result = CliRunner().invoke(
+        main, ["schema", "apply", str(patch_file), "--schemas", str(schemas)]
+    )
     assert result.exit_code == 0, result.output
     table = load_table_file(schemas / "canvas" / "live_asset_accessed.yml")
     assert table.column("shiny_new") == ColumnDef("shiny_new", "string", size=16)
@@ -196,8 +238,10 @@ def test_suggest_from_logs_then_apply(tmp_path: Path) -> None:
 
 # ----- evolution end to end -------------------------------------------------------------------
 
+
 def test_evolution_adds_columns_and_tables_and_suggest_closes_the_loop(
-        db_url: str, make_pipeline: Any, tmp_path: Path) -> None:
+    db_url: str, make_pipeline: Any, tmp_path: Path
+) -> None:
     schemas = copy_schemas(tmp_path)
     overlay = tmp_path / "schemas.local"
     pipeline = make_pipeline(db_url, schema_dir=schemas, overlay_dir=overlay)
@@ -207,13 +251,18 @@ def test_evolution_adds_columns_and_tables_and_suggest_closes_the_loop(
     ingest_all(pipeline, [stored])  # evolution off: stored as an unknown event
 
     # The real path: ingest with schema_evolution on (the daemon uses the same processor).
-    evolving = make_pipeline(db_url, schema_dir=schemas, overlay_dir=overlay,
-                             schema_evolution="add_columns_and_tables")
-    with_field = canvas_event(asset_id="21070000000000144", asset_type="course",
-                              sparkle_level=7)
+    evolving = make_pipeline(
+        db_url, schema_dir=schemas, overlay_dir=overlay, schema_evolution="add_columns_and_tables"
+    )
+    with_field = canvas_event(asset_id="21070000000000144", asset_type="course", sparkle_level=7)
     later = canvas_event("badge_awarded", badge_id="21070000000000010", badge_name="Spät")
-    stats = ingest_all(evolving, [sqs_message("m-1", "asset_accessed", with_field),
-                              sqs_message("m-2", "badge_awarded", later)])
+    stats = ingest_all(
+        evolving,
+        [
+            sqs_message("m-1", "asset_accessed", with_field),
+            sqs_message("m-2", "badge_awarded", later),
+        ],
+    )
     assert stats.rows["canvas"] == 2 and stats.unknown == 0
     pipeline = evolving
 
@@ -222,10 +271,15 @@ def test_evolution_adds_columns_and_tables_and_suggest_closes_the_loop(
         asset = Table("live_asset_accessed", md, autoload_with=conn)
         badges = Table("live_badge_awarded", md, autoload_with=conn)
         assert list(conn.execute(select(asset.c.sparkle_level))) == [(7,)]
-        got = conn.execute(select(badges.c.badge_id, badges.c.badge_name, badges.c.user_id_meta)
-                           .order_by(badges.c.badge_id)).all()
-        assert got == [(21070000000000009, "Früh", 21070000000000001),
-                       (21070000000000010, "Spät", 21070000000000001)]
+        got = conn.execute(
+            select(badges.c.badge_id, badges.c.badge_name, badges.c.user_id_meta).order_by(
+                badges.c.badge_id
+            )
+        ).all()
+        assert got == [
+            (21070000000000009, "Früh", 21070000000000001),
+            (21070000000000010, "Spät", 21070000000000001),
+        ]
         assert conn.execute(text("SELECT COUNT(*) FROM ledbelly_unknown_events")).scalar() == 0
         ledger = conn.execute(text("SELECT message_id, outcome FROM ledbelly_messages"))
         outcomes = {r[0]: r[1] for r in ledger}
@@ -237,28 +291,51 @@ def test_evolution_adds_columns_and_tables_and_suggest_closes_the_loop(
 
     patch_file = tmp_path / "patch.yml"
     runner = CliRunner()
-    result = runner.invoke(main, ["schema", "suggest", "--db", db_url, "--log-dir",
-                                   str(tmp_path / "log"), "--overlay", str(overlay),
-                                   "--schemas", str(schemas), "--output", str(patch_file)])
+    result = runner.invoke(
+        main,
+        [
+            "schema",
+            "suggest",
+            "--db",
+            db_url,
+            "--log-dir",
+            str(tmp_path / "log"),
+            "--overlay",
+            str(overlay),
+            "--schemas",
+            str(schemas),
+            "--output",
+            str(patch_file),
+        ],
+    )
     assert result.exit_code == 0, result.output
-    assert runner.invoke(main, ["schema", "apply", str(patch_file), "--schemas",
-                                 str(schemas)]).exit_code == 0
+    assert (
+        runner.invoke(
+            main, ["schema", "apply", str(patch_file), "--schemas", str(schemas)]
+        ).exit_code
+        == 0
+    )
     result = runner.invoke(main, ["alter-tables", "--db", db_url, "--schemas", str(schemas)])
     assert result.exit_code == 0 and result.stdout == "", result.output
 
 
 def test_suggest_infers_tables_from_stored_unknown_events(
-        sqlite_url: str, make_pipeline: Any, tmp_path: Path) -> None:
+    sqlite_url: str, make_pipeline: Any, tmp_path: Path
+) -> None:
     schemas = copy_schemas(tmp_path)
     pipeline = make_pipeline(sqlite_url, schema_dir=schemas)
-    event = canvas_event("badge_awarded", badge_id="21070000000000009",
-                         awarded_at="2026-09-01T14:03:07Z")
+    event = canvas_event(
+        "badge_awarded", badge_id="21070000000000009", awarded_at="2026-09-01T14:03:07Z"
+    )
     ingest_all(pipeline, [sqs_message("u-1", "badge_awarded", event)])
     patch = suggest(schemas, tmp_path / "log", pipeline.engine)
     created = patch.tables["live_badge_awarded"].create
     assert created is not None
-    assert [c.name for c in created.columns[:3]] == ["badge_awarded_id", "processed_at",
-                                                     "event_time_local"]
+    assert [c.name for c in created.columns[:3]] == [
+        "badge_awarded_id",
+        "processed_at",
+        "event_time_local",
+    ]
     assert created.column("badge_id") == ColumnDef("badge_id", "bigint")
     assert created.column("awarded_at") == ColumnDef("awarded_at", "datetime")
     assert created.column("user_id_meta") == ASSET.column("user_id_meta")
@@ -304,5 +381,3 @@ def test_widen_writes_the_overlay(sqlite_url: str, tmp_path: Path) -> None:
     finally:
         logs.close()
         engine.dispose()
-
-

@@ -38,6 +38,7 @@ netaddr = pytest.importorskip("netaddr")
 
 # ----- a small GeoLite2-City ------------------------------------------------------------------
 
+
 def _names(en: str) -> dict[str, Any]:
     return {"names": {"en": en, "de": en + " (de)"}}
 
@@ -47,8 +48,13 @@ CITY_RECORDS: dict[str, dict[str, Any]] = {
         "city": {"geoname_id": 5803556, **_names("Milton")},
         "continent": {"code": "NA", "geoname_id": 6255149, **_names("North America")},
         "country": {"iso_code": "US", "geoname_id": 6252001, **_names("United States")},
-        "location": {"accuracy_radius": 22, "latitude": 47.2513, "longitude": -122.3149,
-                     "metro_code": 819, "time_zone": "America/Los_Angeles"},
+        "location": {
+            "accuracy_radius": 22,
+            "latitude": 47.2513,
+            "longitude": -122.3149,
+            "metro_code": 819,
+            "time_zone": "America/Los_Angeles",
+        },
         "postal": {"code": "98354"},
         "subdivisions": [{"iso_code": "WA", "geoname_id": 5815135, **_names("Washington")}],
     },
@@ -56,8 +62,12 @@ CITY_RECORDS: dict[str, dict[str, Any]] = {
         "city": {"geoname_id": 2694762, **_names("Linköping")},
         "continent": {"code": "EU", "geoname_id": 6255148, **_names("Europe")},
         "country": {"iso_code": "SE", "is_in_european_union": True, **_names("Sweden")},
-        "location": {"accuracy_radius": 76, "latitude": 58.4167, "longitude": 15.6167,
-                     "time_zone": "Europe/Stockholm"},
+        "location": {
+            "accuracy_radius": 76,
+            "latitude": 58.4167,
+            "longitude": 15.6167,
+            "time_zone": "Europe/Stockholm",
+        },
         "postal": {"code": "58225"},
         "subdivisions": [{"iso_code": "E", **_names("Östergötland County")}],
     },
@@ -65,25 +75,36 @@ CITY_RECORDS: dict[str, dict[str, Any]] = {
         "city": _names("San Diego"),
         "continent": {"code": "NA", **_names("North America")},
         "country": {"iso_code": "US", **_names("United States")},
-        "location": {"accuracy_radius": 100, "latitude": 32.7203, "longitude": -117.1552,
-                     "time_zone": "America/Los_Angeles"},
+        "location": {
+            "accuracy_radius": 100,
+            "latitude": 32.7203,
+            "longitude": -117.1552,
+            "time_zone": "America/Los_Angeles",
+        },
         "postal": {"code": "92101"},
         "subdivisions": [{"iso_code": "CA", **_names("California")}],
     },
     "2a02:d300::/29": {  # a country-level record: no city, postal or subdivision
         "continent": {"code": "EU", **_names("Europe")},
         "country": {"iso_code": "NO", **_names("Norway")},
-        "location": {"accuracy_radius": 100, "latitude": 62.0, "longitude": 10.0,
-                     "time_zone": "Europe/Oslo"},
+        "location": {
+            "accuracy_radius": 100,
+            "latitude": 62.0,
+            "longitude": 10.0,
+            "time_zone": "Europe/Oslo",
+        },
     },
 }
 
 
-def write_mmdb(path: Path, records: dict[str, dict[str, Any]], kind: str = "GeoLite2-City"
-               ) -> Path:
-    writer = mmdb_writer.MMDBWriter(ip_version=6, database_type=kind, languages=["en", "de"],
-                                    description="ledbelly test database",
-                                    ipv4_compatible=True)
+def write_mmdb(path: Path, records: dict[str, dict[str, Any]], kind: str = "GeoLite2-City") -> Path:
+    writer = mmdb_writer.MMDBWriter(
+        ip_version=6,
+        database_type=kind,
+        languages=["en", "de"],
+        description="ledbelly test database",
+        ipv4_compatible=True,
+    )
     for network, record in records.items():
         writer.insert_network(netaddr.IPSet([network]), record)
     writer.to_db_file(str(path))
@@ -102,8 +123,9 @@ def _message(n: int, ip: str | None) -> Any:
     return sqs_message(f"m-{n}", "asset_accessed", event)
 
 
-def run_batch(pipeline: Pipeline, host: ExtensionHost, ips: Sequence[str | None],
-              start: int) -> list[Outcome]:
+def run_batch(
+    pipeline: Pipeline, host: ExtensionHost, ips: Sequence[str | None], start: int
+) -> list[Outcome]:
     """One batch the way the writer runs it: process, before_insert, commit, after_commit."""
     outcomes = [pipeline.processor.process(_message(start + i, ip)) for i, ip in enumerate(ips)]
     host.before_insert(outcomes)
@@ -113,8 +135,13 @@ def run_batch(pipeline: Pipeline, host: ExtensionHost, ips: Sequence[str | None]
 
 
 def context_for(pipeline: Pipeline, tmp_path: Path, **options: Any) -> ExtensionContext:
-    return ExtensionContext(url=pipeline.settings.url, catalog=pipeline.catalog,
-                            log_dir=tmp_path / "log", create_missing=True, options=options)
+    return ExtensionContext(
+        url=pipeline.settings.url,
+        catalog=pipeline.catalog,
+        log_dir=tmp_path / "log",
+        create_missing=True,
+        options=options,
+    )
 
 
 def geo_rows(engine: Engine) -> dict[str, dict[str, Any]]:
@@ -136,23 +163,46 @@ def count(engine: Engine, table_name: str) -> int:
 
 # ----- geoip end to end -----------------------------------------------------------------------
 
-def test_geoip_fills_led_geo_maxmind_once_per_ip(db_url: str, make_pipeline: Any,
-                                                  mmdb: Path, tmp_path: Path) -> None:
+
+def test_geoip_fills_led_geo_maxmind_once_per_ip(
+    db_url: str, make_pipeline: Any, mmdb: Path, tmp_path: Path
+) -> None:
     pipeline = make_pipeline(db_url)
     # LEDbelly's cfg/ledbelly.yml form, with ledbelly's options for the same extension
-    settings = extensions_from_dict({"services": ["maxmind"],
-                                     "extensions": {"geoip": {"database": str(mmdb)}}})
+    settings = extensions_from_dict(
+        {"services": ["maxmind"], "extensions": {"geoip": {"database": str(mmdb)}}}
+    )
     assert settings == (ExtensionSettings("geoip", {"database": str(mmdb)}),)
     host = ExtensionHost.load(settings, context_for(pipeline, tmp_path))
     host.start()
     try:
-        run_batch(pipeline, host, ["216.160.83.56", "216.160.83.56", "89.160.20.112", None,
-                                   "10.0.0.1"], 0)
-        run_batch(pipeline, host, ["2001:480::1", "216.160.83.56", "2a02:d300::5",
-                                   "::ffff:89.160.20.9", "2001:db8::1", "not-an-ip"], 10)
+        run_batch(
+            pipeline, host, ["216.160.83.56", "216.160.83.56", "89.160.20.112", None, "10.0.0.1"], 0
+        )
+        run_batch(
+            pipeline,
+            host,
+            [
+                "2001:480::1",
+                "216.160.83.56",
+                "2a02:d300::5",
+                "::ffff:89.160.20.9",
+                "2001:db8::1",
+                "not-an-ip",
+            ],
+            10,
+        )
         assert host.drain(30)
-        assert host.snapshot() == {"geoip": {"failures": 0, "dropped": 0, "looked_up": 7,
-                                             "stored": 5, "not_found": 2, "invalid": 1}}
+        assert host.snapshot() == {
+            "geoip": {
+                "failures": 0,
+                "dropped": 0,
+                "looked_up": 7,
+                "stored": 5,
+                "not_found": 2,
+                "invalid": 1,
+            }
+        }
     finally:
         host.stop()
     engine = engine_for(db_url)
@@ -163,34 +213,60 @@ def test_geoip_fills_led_geo_maxmind_once_per_ip(db_url: str, make_pipeline: Any
     finally:
         engine.dispose()
     # one row per IP the database knows; unknown IPs and non-IPs get none
-    assert set(rows) == {"216.160.83.56", "89.160.20.112", "2001:480::1", "2a02:d300::5",
-                         "::ffff:89.160.20.9"}
+    assert set(rows) == {
+        "216.160.83.56",
+        "89.160.20.112",
+        "2001:480::1",
+        "2a02:d300::5",
+        "::ffff:89.160.20.9",
+    }
     milton = rows["216.160.83.56"]
-    assert (milton["city"], milton["region_name"], milton["region_code"]) == \
-        ("Milton", "Washington", "WA")
-    assert (milton["country_code"], milton["country_name"], milton["continent_code"]) == \
-        ("US", "United States", "NA")
+    assert (milton["city"], milton["region_name"], milton["region_code"]) == (
+        "Milton",
+        "Washington",
+        "WA",
+    )
+    assert (milton["country_code"], milton["country_name"], milton["continent_code"]) == (
+        "US",
+        "United States",
+        "NA",
+    )
     assert float(milton["latitude"]) == pytest.approx(47.2513)
     assert float(milton["longitude"]) == pytest.approx(-122.3149)
-    assert (milton["postal"], milton["timezone"], milton["utc_offset"], milton["in_eu"]) == \
-        ("98354", "America/Los_Angeles", "-08:00", "0")
+    assert (milton["postal"], milton["timezone"], milton["utc_offset"], milton["in_eu"]) == (
+        "98354",
+        "America/Los_Angeles",
+        "-08:00",
+        "0",
+    )
     assert milton["asn"] is None and milton["org"] is None and milton["currency"] is None
     sweden = rows["89.160.20.112"]
-    assert (sweden["city"], sweden["region_name"], sweden["in_eu"], sweden["utc_offset"]) == \
-        ("Linköping", "Östergötland County", "1", "+01:00")
+    assert (sweden["city"], sweden["region_name"], sweden["in_eu"], sweden["utc_offset"]) == (
+        "Linköping",
+        "Östergötland County",
+        "1",
+        "+01:00",
+    )
     assert rows["::ffff:89.160.20.9"]["city"] == "Linköping"  # IPv4-mapped IPv6
     san_diego = rows["2001:480::1"]
-    assert (san_diego["city"], san_diego["region_code"], san_diego["postal"]) == \
-        ("San Diego", "CA", "92101")
+    assert (san_diego["city"], san_diego["region_code"], san_diego["postal"]) == (
+        "San Diego",
+        "CA",
+        "92101",
+    )
     assert float(san_diego["latitude"]) == pytest.approx(32.7203)
     norway = rows["2a02:d300::5"]
     assert norway["city"] is None and norway["postal"] is None and norway["region_name"] is None
-    assert (norway["country_code"], norway["in_eu"], norway["timezone"]) == \
-        ("NO", "0", "Europe/Oslo")
+    assert (norway["country_code"], norway["in_eu"], norway["timezone"]) == (
+        "NO",
+        "0",
+        "Europe/Oslo",
+    )
 
 
-def test_geoip_after_a_restart_adds_no_second_row(sqlite_url: str, make_pipeline: Any,
-                                                   mmdb: Path, tmp_path: Path) -> None:
+def test_geoip_after_a_restart_adds_no_second_row(
+    sqlite_url: str, make_pipeline: Any, mmdb: Path, tmp_path: Path
+) -> None:
     pipeline = make_pipeline(sqlite_url)
     ctx = context_for(pipeline, tmp_path)
     options = {"database": str(mmdb), "locale": "de"}
@@ -211,8 +287,9 @@ def test_geoip_after_a_restart_adds_no_second_row(sqlite_url: str, make_pipeline
     assert rows["89.160.20.112"]["city"] == "Linköping (de)"  # the locale's names
 
 
-def test_geoip_checks_the_table_before_inserting(sqlite_url: str, make_pipeline: Any,
-                                                 mmdb: Path, tmp_path: Path) -> None:
+def test_geoip_checks_the_table_before_inserting(
+    sqlite_url: str, make_pipeline: Any, mmdb: Path, tmp_path: Path
+) -> None:
     """Two instances over one database (two processes): the table is asked, not only memory."""
     pipeline = make_pipeline(sqlite_url)
     ctx = context_for(pipeline, tmp_path, database=str(mmdb))
@@ -230,11 +307,13 @@ def test_geoip_checks_the_table_before_inserting(sqlite_url: str, make_pipeline:
 
 
 def test_geoip_missing_database_is_one_clear_error_at_start(
-        sqlite_url: str, make_pipeline: Any, tmp_path: Path) -> None:
+    sqlite_url: str, make_pipeline: Any, tmp_path: Path
+) -> None:
     pipeline = make_pipeline(sqlite_url)
     missing = tmp_path / "nowhere" / "GeoLite2-City.mmdb"
-    host = ExtensionHost.load([ExtensionSettings("geoip", {"database": str(missing)})],
-                              context_for(pipeline, tmp_path))
+    host = ExtensionHost.load(
+        [ExtensionSettings("geoip", {"database": str(missing)})], context_for(pipeline, tmp_path)
+    )
     with pytest.raises(ConfigError, match=f"MaxMind database {missing} does not exist"):
         host.start()
     run_batch(pipeline, host, ["216.160.83.56"], 0)  # nothing runs
@@ -243,21 +322,26 @@ def test_geoip_missing_database_is_one_clear_error_at_start(
 
     garbage = tmp_path / "garbage.mmdb"
     garbage.write_bytes(b"not a MaxMind database" * 100)
-    bad = ExtensionHost.load([ExtensionSettings("geoip", {"database": str(garbage)})],
-                             context_for(pipeline, tmp_path))
+    bad = ExtensionHost.load(
+        [ExtensionSettings("geoip", {"database": str(garbage)})], context_for(pipeline, tmp_path)
+    )
     with pytest.raises(ConfigError, match=str(garbage)):
         bad.start()
 
-    typo = ExtensionHost.load([ExtensionSettings("geoip", {"databse": "x.mmdb"})],
-                              context_for(pipeline, tmp_path))
+    typo = ExtensionHost.load(
+        [ExtensionSettings("geoip", {"databse": "x.mmdb"})], context_for(pipeline, tmp_path)
+    )
     with pytest.raises(ConfigError, match="unknown options"):
         typo.start()
 
 
-def test_geoip_without_the_table_and_without_create_missing(server_db_url: str,
-                                                            mmdb: Path) -> None:
-    ctx = ExtensionContext(url=normalize_url(server_db_url), catalog=Catalog.load(SCHEMAS),
-                           create_missing=False, options={"database": str(mmdb)})
+def test_geoip_without_the_table_and_without_create_missing(server_db_url: str, mmdb: Path) -> None:
+    ctx = ExtensionContext(
+        url=normalize_url(server_db_url),
+        catalog=Catalog.load(SCHEMAS),
+        create_missing=False,
+        options={"database": str(mmdb)},
+    )
     host = ExtensionHost.load([ExtensionSettings("geoip", ctx.options)], ctx)
     with pytest.raises(ConfigError, match="led_geo_maxmind is missing"):
         host.start()
@@ -271,6 +355,7 @@ def test_utc_offset_is_the_standard_offset() -> None:
 
 
 # ----- the host: isolation, throttled logging, counting, queueing -----------------------------
+
 
 class Failing(Extension):
     """Raises in every hook but start; appends a row for a table that does not exist first."""
@@ -300,14 +385,13 @@ class Clock:
 
 
 def test_a_failing_extension_leaves_ingestion_complete(
-        db_url: str, make_pipeline: Any, tmp_path: Path,
-        caplog: pytest.LogCaptureFixture) -> None:
+    db_url: str, make_pipeline: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     pipeline = make_pipeline(db_url)
     failing = Failing()
     failing.name = "failing"
     clock = Clock()
-    host = ExtensionHost([(failing, context_for(pipeline, tmp_path))], log_interval=60,
-                         clock=clock)
+    host = ExtensionHost([(failing, context_for(pipeline, tmp_path))], log_interval=60, clock=clock)
     caplog.set_level(logging.ERROR, logger="ledbelly.extensions")
     host.start()
     committed = 0
@@ -321,8 +405,11 @@ def test_a_failing_extension_leaves_ingestion_complete(
     host.stop()
     assert committed == 13
     assert host.failures["failing"] == 3 + 3 + 1 + 1 + 1  # before, after x3, then x1 each, stop
-    reports = [r for r in caplog.records if r.name == "ledbelly.extensions"
-               and "extension failing failed" in r.getMessage()]
+    reports = [
+        r
+        for r in caplog.records
+        if r.name == "ledbelly.extensions" and "extension failing failed" in r.getMessage()
+    ]
     assert len(reports) == 2, [r.getMessage() for r in reports]
     assert "before_insert is broken" in reports[0].getMessage()
     assert reports[0].exc_info is not None  # the first one with its traceback
@@ -349,8 +436,9 @@ class Blocking(Extension):
         self.batches.append(len(committed))
 
 
-def test_a_slow_extension_never_blocks_the_writer(sqlite_url: str, make_pipeline: Any,
-                                                  tmp_path: Path) -> None:
+def test_a_slow_extension_never_blocks_the_writer(
+    sqlite_url: str, make_pipeline: Any, tmp_path: Path
+) -> None:
     pipeline = make_pipeline(sqlite_url)
     slow = Blocking()
     slow.name = "slow"
@@ -389,8 +477,9 @@ class Broken(Extension):
         raise AssertionError("never called: it did not start")
 
 
-def test_before_insert_rows_commit_with_the_batch(sqlite_url: str, make_pipeline: Any,
-                                                  tmp_path: Path) -> None:
+def test_before_insert_rows_commit_with_the_batch(
+    sqlite_url: str, make_pipeline: Any, tmp_path: Path
+) -> None:
     pipeline = make_pipeline(sqlite_url)
     tagger, broken = Tagger(), Broken()
     tagger.name, broken.name = "tagger", "broken"
@@ -410,6 +499,7 @@ def test_before_insert_rows_commit_with_the_batch(sqlite_url: str, make_pipeline
 
 # ----- loading and configuration --------------------------------------------------------------
 
+
 def test_extensions_load_by_entry_point_name() -> None:
     assert isinstance(load_extension("geoip"), GeoIp)
     maxmind = load_extension("maxmind")
@@ -423,7 +513,9 @@ def test_configuration_forms(tmp_path: Path) -> None:
     assert extensions_from_dict({"services": ["maxmind"]}) == (ExtensionSettings("geoip"),)
     assert extensions_from_dict({"services": "maxmind"}) == (ExtensionSettings("geoip"),)
     assert extensions_from_dict({"extensions": ["geoip", {"other": {"a": 1}}]}) == (
-        ExtensionSettings("geoip"), ExtensionSettings("other", {"a": 1}))
+        ExtensionSettings("geoip"),
+        ExtensionSettings("other", {"a": 1}),
+    )
     assert extensions_from_dict({"services": ["maxmind"], "extensions": {"geoip": False}}) == ()
     with pytest.raises(ConfigError, match="mapping of options"):
         extensions_from_dict({"extensions": {"geoip": "x.mmdb"}})
@@ -433,8 +525,8 @@ def test_configuration_forms(tmp_path: Path) -> None:
     ledbelly_yml = tmp_path / "ledbelly.yml"
     ledbelly_yml.write_text("services:\n  - maxmind\n", encoding="utf-8")
     assert configured_extensions(None, ledbelly_yml) == (ExtensionSettings("geoip"),)
-    assert configured_extensions({"extensions": {"maxmind": {"database": "a.mmdb"}}},
-                                 ledbelly_yml) == (
-        ExtensionSettings("geoip", {"database": "a.mmdb"}),)
+    assert configured_extensions(
+        {"extensions": {"maxmind": {"database": "a.mmdb"}}}, ledbelly_yml
+    ) == (ExtensionSettings("geoip", {"database": "a.mmdb"}),)
     assert configured_extensions({"extensions": {"geoip": False}}, ledbelly_yml) == ()
     assert configured_extensions({}, tmp_path / "absent.yml") == ()

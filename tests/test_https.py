@@ -49,6 +49,7 @@ LOGIN_ID = "urn:uuid:2b6d64bf-5b31-4e2f-b389-c6ebcb232407"
 
 # ----- keys and the JWKS ----------------------------------------------------------------------
 
+
 @dataclass
 class Keys:
     private: dict[str, rsa.RSAPrivateKey] = field(default_factory=dict)
@@ -62,8 +63,9 @@ class Keys:
         doc: dict[str, Any] = RSAAlgorithm.to_jwk(self.private[kid].public_key(), as_dict=True)
         return {**doc, "kid": kid, "alg": "RS256", "use": "sig"}
 
-    def sign(self, claims: dict[str, Any], kid: str = "current",
-             lifetime: float | None = 300) -> str:
+    def sign(
+        self, claims: dict[str, Any], kid: str = "current", lifetime: float | None = 300
+    ) -> str:
         now = int(time.time())
         claims = {"iss": "https://live-events.test", "iat": now, **claims}
         if lifetime is not None:
@@ -71,8 +73,13 @@ class Keys:
         return jwt.encode(claims, self.private[kid], algorithm="RS256", headers={"kid": kid})
 
     def public_pem(self, kid: str) -> bytes:
-        return self.private[kid].public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return (
+            self.private[kid]
+            .public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
 
 
 @pytest.fixture(scope="module")
@@ -121,24 +128,43 @@ def jwks(keys: Keys) -> Iterator[JwksServer]:
 
 # ----- events -----------------------------------------------------------------------------
 
+
 def logged_in() -> dict[str, Any]:
     """Instructure's documented logged_in example, as a bare Caliper envelope."""
-    canvas = {"com.instructure.canvas": {
-        "user_login": "oxana@example.com", "user_sis_id": "456-T45",
-        "root_account_id": "21070000000000001", "entity_id": "21070000000000001"}}
+    canvas = {
+        "com.instructure.canvas": {
+            "user_login": "oxana@example.com",
+            "user_sis_id": "456-T45",
+            "root_account_id": "21070000000000001",
+            "entity_id": "21070000000000001",
+        }
+    }
     return {
-        "sensor": "http://oxana.instructure.com/", "sendTime": "2019-11-16T02:09:11.771Z",
+        "sensor": "http://oxana.instructure.com/",
+        "sendTime": "2019-11-16T02:09:11.771Z",
         "dataVersion": "http://purl.imsglobal.org/ctx/caliper/v1p1",
-        "data": [{
-            "@context": "http://purl.imsglobal.org/ctx/caliper/v1p1", "id": LOGIN_ID,
-            "type": "SessionEvent", "action": "LoggedIn",
-            "actor": {"id": "urn:instructure:canvas:user:21070000000000001",
-                      "type": "Person", "extensions": canvas},
-            "object": {"id": "http://oxana.instructure.com/", "type": "SoftwareApplication"},
-            "eventTime": "2019-11-01T19:11:01.335Z",
-            "extensions": {"com.instructure.canvas": {
-                "hostname": "oxana.instructure.com", "client_ip": "93.184.216.34",
-                "request_id": "1dd9dc6f-2fb0-4c19-a6c5-7ee1bf3ed295"}}}],
+        "data": [
+            {
+                "@context": "http://purl.imsglobal.org/ctx/caliper/v1p1",
+                "id": LOGIN_ID,
+                "type": "SessionEvent",
+                "action": "LoggedIn",
+                "actor": {
+                    "id": "urn:instructure:canvas:user:21070000000000001",
+                    "type": "Person",
+                    "extensions": canvas,
+                },
+                "object": {"id": "http://oxana.instructure.com/", "type": "SoftwareApplication"},
+                "eventTime": "2019-11-01T19:11:01.335Z",
+                "extensions": {
+                    "com.instructure.canvas": {
+                        "hostname": "oxana.instructure.com",
+                        "client_ip": "93.184.216.34",
+                        "request_id": "1dd9dc6f-2fb0-4c19-a6c5-7ee1bf3ed295",
+                    }
+                },
+            }
+        ],
     }
 
 
@@ -149,12 +175,14 @@ def b64(data: bytes) -> str:
 def forged(header: dict[str, Any], claims: dict[str, Any], secret: bytes | None) -> str:
     """A token made by hand: PyJWT refuses to make the forgeries we need."""
     signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
-    signature = b"" if secret is None else hmac.new(secret, signing_input.encode(),
-                                                    hashlib.sha256).digest()
+    signature = (
+        b"" if secret is None else hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    )
     return f"{signing_input}.{b64(signature)}"
 
 
 # ----- a daemon with the intake, in this process ----------------------------------------------
+
 
 @dataclass
 class Intake:
@@ -177,24 +205,29 @@ class Intake:
 
 
 @pytest.fixture
-def intake(make_pipeline: Callable[..., Any], jwks: JwksServer
-           ) -> Iterator[Callable[..., Intake]]:
+def intake(make_pipeline: Callable[..., Any], jwks: JwksServer) -> Iterator[Callable[..., Intake]]:
     running: list[Daemon] = []
 
     def start(db: str, **https: Any) -> Intake:
-        settings = HttpsSettings(host="127.0.0.1", port=0, jwks_url=jwks.url,
-                                 response_timeout=https.pop("response_timeout", 10.0),
-                                 **https)
+        settings = HttpsSettings(
+            host="127.0.0.1",
+            port=0,
+            jwks_url=jwks.url,
+            response_timeout=https.pop("response_timeout", 10.0),
+            **https,
+        )
         metrics = Metrics()
         source = HttpsSource(settings, metrics)
         source.start()
-        daemon = Daemon(make_pipeline(db), [Binding(source, 1, 0.2, None)],
-                        WorkerOptions(max_batch_wait=0.2, shutdown_timeout=10,
-                                      housekeeping_interval=0.1), metrics=metrics)
+        daemon = Daemon(
+            make_pipeline(db),
+            [Binding(source, 1, 0.2, None)],
+            WorkerOptions(max_batch_wait=0.2, shutdown_timeout=10, housekeeping_interval=0.1),
+            metrics=metrics,
+        )
         daemon.start()
         running.append(daemon)
-        return Intake(f"http://127.0.0.1:{source.port}{settings.path}", source, daemon,
-                      metrics, db)
+        return Intake(f"http://127.0.0.1:{source.port}{settings.path}", source, daemon, metrics, db)
 
     yield start
     for d in running:
@@ -204,8 +237,10 @@ def intake(make_pipeline: Callable[..., Any], jwks: JwksServer
 
 # ----- events land ------------------------------------------------------------------------
 
+
 def test_signed_events_land_once_however_often_posted(
-        db_url: str, intake: Callable[..., Intake], keys: Keys) -> None:
+    db_url: str, intake: Callable[..., Intake], keys: Keys
+) -> None:
     i = intake(db_url)
     raw = canvas_event()
     raw_token, login_token = keys.sign(raw), keys.sign(logged_in(), kid="next")
@@ -216,13 +251,17 @@ def test_signed_events_land_once_however_often_posted(
     assert i.scalar("SELECT COUNT(*) FROM ims_logged_in") == 1
     assert i.scalar("SELECT actor_user_login FROM ims_logged_in") == "oxana@example.com"
     assert i.scalar("SELECT COUNT(*) FROM ledbelly_messages") == 2
-    assert i.scalar(f"SELECT event_name FROM ledbelly_messages "
-                    f"WHERE message_id = '{LOGIN_ID}'") == "logged_in"
+    assert (
+        i.scalar(f"SELECT event_name FROM ledbelly_messages WHERE message_id = '{LOGIN_ID}'")
+        == "logged_in"
+    )
     raw_id = event_message_id(raw)
     assert raw_id == "sha256:" + hashlib.sha256(canonical_json(raw)).hexdigest()
     assert answers[0].json()["id"] == raw_id
-    assert i.scalar(f"SELECT target_table FROM ledbelly_messages "
-                    f"WHERE message_id = '{raw_id}'") == "live_asset_accessed"
+    assert (
+        i.scalar(f"SELECT target_table FROM ledbelly_messages WHERE message_id = '{raw_id}'")
+        == "live_asset_accessed"
+    )
     # Signed, but not an event: Canvas's own, so it is kept as a dead letter.
     junk = i.post(keys.sign({"hello": "world"}))
     assert junk.status_code == 200
@@ -233,7 +272,8 @@ def test_signed_events_land_once_however_often_posted(
 
 
 def test_unsigned_events_land_when_signatures_are_off(
-        db_url: str, intake: Callable[..., Intake]) -> None:
+    db_url: str, intake: Callable[..., Intake]
+) -> None:
     i = intake(db_url, require_signature=False)
     assert i.post(json.dumps(canvas_event())).status_code == 200
     assert i.post(json.dumps(logged_in(), indent=2)).status_code == 200
@@ -249,8 +289,10 @@ def test_unsigned_events_land_when_signatures_are_off(
 
 # ----- forgeries --------------------------------------------------------------------------
 
+
 def test_forgeries_are_refused_and_stored_nowhere(
-        sqlite_url: str, intake: Callable[..., Intake], keys: Keys, jwks: JwksServer) -> None:
+    sqlite_url: str, intake: Callable[..., Intake], keys: Keys, jwks: JwksServer
+) -> None:
     i = intake(sqlite_url)
     event = canvas_event()
     good = keys.sign(event)
@@ -260,8 +302,9 @@ def test_forgeries_are_refused_and_stored_nowhere(
     forgeries = {
         "tampered": f"{head}.{b64(json.dumps(tampered_claims).encode())}.{signature}",
         "alg none": forged({"alg": "none", "kid": "current", "typ": "JWT"}, event, None),
-        "HS256 with the public key": forged({"alg": "HS256", "kid": "current", "typ": "JWT"},
-                                            event, keys.public_pem("current")),
+        "HS256 with the public key": forged(
+            {"alg": "HS256", "kid": "current", "typ": "JWT"}, event, keys.public_pem("current")
+        ),
         "expired": keys.sign(event, lifetime=-3600),
         "unknown kid": keys.sign(event, kid="stranger"),
         "unsigned JSON": json.dumps(event),
@@ -272,8 +315,13 @@ def test_forgeries_are_refused_and_stored_nowhere(
         assert answer.status_code == 401, f"{what}: {answer.status_code} {answer.text}"
     assert i.scalar("SELECT COUNT(*) FROM ledbelly_messages") == 0
     rejections = i.metrics.https_snapshot()["rejections"]
-    assert rejections == {"signature": 1, "algorithm": 2, "expired": 1, "unknown_kid": 1,
-                          "unsigned": 2}
+    assert rejections == {
+        "signature": 1,
+        "algorithm": 2,
+        "expired": 1,
+        "unknown_kid": 1,
+        "unsigned": 2,
+    }
     assert jwks.fetches == 2  # the first load, and one refetch for the unknown kid
     assert i.post(keys.sign(event, kid="stranger")).status_code == 401
     assert jwks.fetches == 2  # no second refetch within the interval
@@ -281,7 +329,8 @@ def test_forgeries_are_refused_and_stored_nowhere(
 
 
 def test_a_rotated_key_is_accepted_after_one_refetch(
-        sqlite_url: str, intake: Callable[..., Intake], keys: Keys, jwks: JwksServer) -> None:
+    sqlite_url: str, intake: Callable[..., Intake], keys: Keys, jwks: JwksServer
+) -> None:
     i = intake(sqlite_url)
     assert i.post(keys.sign(canvas_event())).status_code == 200
     assert jwks.fetches == 1
@@ -302,8 +351,7 @@ def test_jwks_refetches_are_rate_limited() -> None:
         fetched.append(now[0])
         return json.dumps({"keys": [one_key_jwk()]}).encode()
 
-    cache = JwksCache("http://jwks.invalid", refresh_interval=60, fetch=fetch,
-                      clock=lambda: now[0])
+    cache = JwksCache("http://jwks.invalid", refresh_interval=60, fetch=fetch, clock=lambda: now[0])
     verifier = JwtVerifier(cache)
     for t in (1.0, 2.0, 30.0, 61.5, 62.0):
         now[0] = t
@@ -320,6 +368,7 @@ def one_key_jwk() -> dict[str, Any]:
 
 # ----- limits -----------------------------------------------------------------------------
 
+
 def _raw_exchange(port: int, request: bytes) -> bytes:
     """Send ``request`` without finishing the body; return what the server answers."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
@@ -334,14 +383,18 @@ def _raw_exchange(port: int, request: bytes) -> bytes:
 
 
 def test_oversized_bodies_get_413_without_being_read_whole(
-        sqlite_url: str, intake: Callable[..., Intake]) -> None:
+    sqlite_url: str, intake: Callable[..., Intake]
+) -> None:
     i = intake(sqlite_url, max_body_bytes=4096)
     port = i.source.port
-    declared = (f"POST {i.source.settings.path} HTTP/1.1\r\nHost: x\r\n"
-                f"Content-Length: {50 * 1024 * 1024}\r\n\r\n").encode() + b"x" * 100
+    declared = (
+        f"POST {i.source.settings.path} HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Length: {50 * 1024 * 1024}\r\n\r\n"
+    ).encode() + b"x" * 100
     assert _raw_exchange(port, declared).startswith(b"HTTP/1.1 413")
-    chunked = (f"POST {i.source.settings.path} HTTP/1.1\r\nHost: x\r\n"
-               "Transfer-Encoding: chunked\r\n\r\n").encode()
+    chunked = (
+        f"POST {i.source.settings.path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
     chunked += b"".join(b"400\r\n" + b"y" * 1024 + b"\r\n" for _ in range(5))  # 5 KiB, open
     assert _raw_exchange(port, chunked).startswith(b"HTTP/1.1 413")
     assert i.post(b"z" * 5000).status_code == 413
@@ -349,20 +402,27 @@ def test_oversized_bodies_get_413_without_being_read_whole(
 
 
 def test_allow_from_refuses_other_networks(
-        sqlite_url: str, intake: Callable[..., Intake], keys: Keys) -> None:
-    refused = intake(sqlite_url, allow_from=https_settings_from_dict(
-        {"allow_from": ["10.0.0.0/8"]}).allow_from)
+    sqlite_url: str, intake: Callable[..., Intake], keys: Keys
+) -> None:
+    refused = intake(
+        sqlite_url, allow_from=https_settings_from_dict({"allow_from": ["10.0.0.0/8"]}).allow_from
+    )
     assert refused.post(keys.sign(canvas_event())).status_code == 403
     assert refused.metrics.https_snapshot()["rejections"] == {"not_allowed": 1}
 
 
 def test_tls_with_a_certificate_of_our_own(
-        sqlite_url: str, intake: Callable[..., Intake], keys: Keys, tmp_path: Path) -> None:
+    sqlite_url: str, intake: Callable[..., Intake], keys: Keys, tmp_path: Path
+) -> None:
     cert, key = self_signed(tmp_path)
     i = intake(sqlite_url, tls_cert=cert, tls_key=key)
     url = i.url.replace("http://", "https://")
-    answer = httpx.post(url, content=keys.sign(canvas_event()), timeout=20,
-                        verify=ssl.create_default_context(cafile=str(cert)))
+    answer = httpx.post(
+        url,
+        content=keys.sign(canvas_event()),
+        timeout=20,
+        verify=ssl.create_default_context(cafile=str(cert)),
+    )
     assert answer.status_code == 200
     with pytest.raises(httpx.HTTPError):  # plain HTTP to a TLS port gets nowhere
         httpx.post(i.url, content=keys.sign(canvas_event()), timeout=5)
@@ -381,19 +441,30 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_path, key_path
 
 
@@ -410,28 +481,53 @@ def test_bare_caliper_events_are_routed_by_content() -> None:
 
 
 def test_queues_and_https_run_in_one_process_on_one_pipeline(
-        sqlite_url: str, sqs_queue: tuple[Any, str], sqs_endpoint: str, tmp_path: Path) -> None:
+    sqlite_url: str, sqs_queue: tuple[Any, str], sqs_endpoint: str, tmp_path: Path
+) -> None:
     from conftest import SCHEMAS, send_all, sqs_message
     from ledbelly.config import daemon_settings_from_dict
     from ledbelly.daemon.app import build_daemon
 
     client, queue_url = sqs_queue
-    settings = daemon_settings_from_dict({
-        "queues": [queue_url], "endpoint_url": sqs_endpoint, "wait_time_seconds": 1,
-        "concurrency": 1, "max_batch_wait": 0.2,
-        "aws": {"region": "us-east-1", "access_key_id": "testing",
-                "secret_access_key": "testing"},
-        "https": {"listen": "127.0.0.1:0", "require_signature": False,
-                  "allow_from": ["127.0.0.1/32"]}})
-    daemon = build_daemon(settings, normalize_url(sqlite_url), tmp_path / "log", True,
-                          schema_dir=SCHEMAS, status=False)
+    settings = daemon_settings_from_dict(
+        {
+            "queues": [queue_url],
+            "endpoint_url": sqs_endpoint,
+            "wait_time_seconds": 1,
+            "concurrency": 1,
+            "max_batch_wait": 0.2,
+            "aws": {
+                "region": "us-east-1",
+                "access_key_id": "testing",
+                "secret_access_key": "testing",
+            },
+            "https": {
+                "listen": "127.0.0.1:0",
+                "require_signature": False,
+                "allow_from": ["127.0.0.1/32"],
+            },
+        }
+    )
+    daemon = build_daemon(
+        settings,
+        normalize_url(sqlite_url),
+        tmp_path / "log",
+        True,
+        schema_dir=SCHEMAS,
+        status=False,
+    )
     daemon.start()
     try:
         port = next(b.source.port for b in daemon.bindings if isinstance(b.source, HttpsSource))
-        send_all(client, queue_url, [sqs_message("m-1", "asset_accessed",
-                                                 canvas_event(asset_name="by SQS"))])
-        answer = httpx.post(f"http://127.0.0.1:{port}/live-events", timeout=20,
-                            content=json.dumps(canvas_event(asset_name="by HTTPS")))
+        send_all(
+            client,
+            queue_url,
+            [sqs_message("m-1", "asset_accessed", canvas_event(asset_name="by SQS"))],
+        )
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/live-events",
+            timeout=20,
+            content=json.dumps(canvas_event(asset_name="by HTTPS")),
+        )
         assert answer.status_code == 200
         until = time.monotonic() + 30
         while scalar_of(sqlite_url, "SELECT COUNT(*) FROM live_asset_accessed") < 2:
@@ -440,17 +536,17 @@ def test_queues_and_https_run_in_one_process_on_one_pipeline(
         daemon.stop()
         daemon.wait()
         daemon.pipeline.close()
-    assert scalar_of(sqlite_url, "SELECT COUNT(DISTINCT asset_name) FROM live_asset_accessed"
-                     ) == 2
+    assert scalar_of(sqlite_url, "SELECT COUNT(DISTINCT asset_name) FROM live_asset_accessed") == 2
 
 
 # ----- configuration ----------------------------------------------------------------------
+
 
 def test_https_example_documents_every_key_and_loads() -> None:
     from ledbelly.config import _HTTPS_KEYS
 
     example = (ROOT / "cfg" / "https.yml.example").read_text()
-    section = example[example.index("\nhttps:"):]
+    section = example[example.index("\nhttps:") :]
     for key in _HTTPS_KEYS:
         assert re.search(rf"^ +#? ?{key}:", section, re.M), f"https.{key} is not in the example"
     settings = load_daemon_settings(ROOT / "cfg" / "https.yml.example")
@@ -460,19 +556,24 @@ def test_https_example_documents_every_key_and_loads() -> None:
     assert settings.https.response_timeout < 15
 
 
-@pytest.mark.parametrize("doc, message", [
-    ({}, "give queues (SQS), an https section"),
-    ({"https": {"listen": "8443"}}, "https.listen must be host:port"),
-    ({"https": {"require_signature": "no"}}, "https.require_signature must be true or false"),
-    ({"https": {"response_timeout": 20}}, "https.response_timeout must be a number from"),
-    ({"https": {"tls_cert": "/nonexistent.pem", "tls_key": "/nonexistent.key"}},
-     "https.tls_cert: no such file"),
-    ({"https": {"allow_from": ["ten.0.0.0/8"]}}, "https.allow_from: 'ten.0.0.0/8'"),
-    ({"https": {"jwks_url": "ftp://x"}}, "https.jwks_url must be an http(s) URL"),
-    ({"https": {"max_body_bytes": 10}}, "https.max_body_bytes must be"),
-    ({"https": {"bogus": 1}}, "unknown https settings ['bogus']"),
-    ({"https": {"path": "no-slash"}}, "https.path must be a URL path"),
-])
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        ({}, "give queues (SQS), an https section"),
+        ({"https": {"listen": "8443"}}, "https.listen must be host:port"),
+        ({"https": {"require_signature": "no"}}, "https.require_signature must be true or false"),
+        ({"https": {"response_timeout": 20}}, "https.response_timeout must be a number from"),
+        (
+            {"https": {"tls_cert": "/nonexistent.pem", "tls_key": "/nonexistent.key"}},
+            "https.tls_cert: no such file",
+        ),
+        ({"https": {"allow_from": ["ten.0.0.0/8"]}}, "https.allow_from: 'ten.0.0.0/8'"),
+        ({"https": {"jwks_url": "ftp://x"}}, "https.jwks_url must be an http(s) URL"),
+        ({"https": {"max_body_bytes": 10}}, "https.max_body_bytes must be"),
+        ({"https": {"bogus": 1}}, "unknown https settings ['bogus']"),
+        ({"https": {"path": "no-slash"}}, "https.path must be a URL path"),
+    ],
+)
 def test_bad_https_settings_say_what_is_wrong(doc: dict[str, Any], message: str) -> None:
     from ledbelly.config import daemon_settings_from_dict
 
@@ -499,8 +600,10 @@ def test_a_busy_port_is_a_configuration_error(jwks: JwksServer) -> None:
 
 # ----- the database goes away -------------------------------------------------------------
 
+
 def test_a_database_outage_gets_503_and_retries_store_once(
-        intake: Callable[..., Intake], keys: Keys, tmp_path: Path) -> None:
+    intake: Callable[..., Intake], keys: Keys, tmp_path: Path
+) -> None:
     """A database of our own is closed to connections (the server keeps running)."""
     name = f"{TEST_DB}_down"
     try:
@@ -532,23 +635,41 @@ def test_a_database_outage_gets_503_and_retries_store_once(
     until = time.monotonic() + 60
     while (answer := i.post(token)).status_code != 200:  # Canvas's last retry, and ours
         assert answer.status_code == 503 and time.monotonic() < until, answer.text
-    assert i.scalar("SELECT COUNT(*) FROM live_asset_accessed "
-                    "WHERE asset_name = 'during the outage'") == 1
+    assert (
+        i.scalar("SELECT COUNT(*) FROM live_asset_accessed WHERE asset_name = 'during the outage'")
+        == 1
+    )
     assert i.scalar("SELECT COUNT(*) FROM ledbelly_messages") == 2
     assert i.daemon.alive()
 
 
 # ----- SIGTERM ----------------------------------------------------------------------------
 
+
 class Daemonized:
     """``ledbelly run`` as a child process; its log lines are read as they come."""
 
     def __init__(self, config: Path, url: str, log_dir: Path) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ledbelly.cli.main", "run", "-c", str(config), "--db", url,
-             "--create-missing", "--log-dir", str(log_dir)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            [
+                sys.executable,
+                "-m",
+                "ledbelly.cli.main",
+                "run",
+                "-c",
+                str(config),
+                "--db",
+                url,
+                "--create-missing",
+                "--log-dir",
+                str(log_dir),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -597,15 +718,16 @@ def _refuses(port: int) -> bool:
 
 
 @pytest.mark.parametrize("commits", [True, False], ids=["committed", "not-committed"])
-def test_sigterm_answers_every_request_in_flight_and_exits_0(
-        tmp_path: Path, commits: bool) -> None:
+def test_sigterm_answers_every_request_in_flight_and_exits_0(tmp_path: Path, commits: bool) -> None:
     """Requests are held in flight by a lock on the ledger; SIGTERM comes; the lock is
     released in time (each gets 200) or not before shutdown_timeout (each gets 503)."""
     url = fresh_database_url("postgresql", tmp_path)
     config = tmp_path / "cfg.yml"
-    config.write_text("https:\n  listen: 127.0.0.1:0\n  require_signature: false\n"
-                      "  allow_from: [127.0.0.1]\n  response_timeout: 12\n"
-                      "shutdown_timeout: 3\nmax_batch_wait: 0.2\nmetrics_port: 0\n")
+    config.write_text(
+        "https:\n  listen: 127.0.0.1:0\n  require_signature: false\n"
+        "  allow_from: [127.0.0.1]\n  response_timeout: 12\n"
+        "shutdown_timeout: 3\nmax_batch_wait: 0.2\nmetrics_port: 0\n"
+    )
     daemon = Daemonized(config, url, tmp_path / "log")
     try:
         port = int(daemon.expect(r"HTTPS intake on http://127\.0\.0\.1:(\d+)/").group(1))
@@ -616,8 +738,9 @@ def test_sigterm_answers_every_request_in_flight_and_exits_0(
 
         def post(n: int) -> None:
             body = json.dumps(canvas_event(asset_name=f"in flight {n}"))
-            answers[n] = httpx.post(f"http://127.0.0.1:{port}/live-events", content=body,
-                                    timeout=30).status_code
+            answers[n] = httpx.post(
+                f"http://127.0.0.1:{port}/live-events", content=body, timeout=30
+            ).status_code
 
         posts = [threading.Thread(target=post, args=(n,)) for n in range(3)]
         for t in posts:

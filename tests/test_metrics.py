@@ -19,8 +19,10 @@ SAMPLE = re.compile(
     rf"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?P<labels>\{{{LABEL}(?:,{LABEL})*\}})?"
     r" (?P<value>[+-]?(?:\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|Inf)|NaN)$"
 )
-META = re.compile(r"^# (?:HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*|TYPE [a-zA-Z_:][a-zA-Z0-9_:]* "
-                  r"(?:counter|gauge|histogram|summary|untyped))$")
+META = re.compile(
+    r"^# (?:HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*|TYPE [a-zA-Z_:][a-zA-Z0-9_:]* "
+    r"(?:counter|gauge|histogram|summary|untyped))$"
+)
 
 
 def parse(text: str) -> dict[str, float]:
@@ -117,8 +119,14 @@ def test_label_values_are_escaped() -> None:
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(12, "12"), (0.5, "0.5"), (float("inf"), "+Inf"), (float("-inf"), "-Inf"),
-     (float("nan"), "NaN"), (1e20, "1e+20")],
+    [
+        (12, "12"),
+        (0.5, "0.5"),
+        (float("inf"), "+Inf"),
+        (float("-inf"), "-Inf"),
+        (float("nan"), "NaN"),
+        (1e20, "1e+20"),
+    ],
 )
 def test_format_value(value: float, text: str) -> None:
     assert format_value(value) == text

@@ -28,16 +28,21 @@ from ledbelly.pipeline import PipelineSettings
 from ledbelly.simulate import generate_messages
 from ledbelly.sources.files import read_path
 
-line_texts = st.text(alphabet=st.characters(blacklist_categories=["Cs"],
-                                            blacklist_characters="\n\r"), max_size=40)
+line_texts = st.text(
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\n\r"), max_size=40
+)
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(line_texts, max_size=40), st.integers(1, 7), st.booleans(),
-       st.sampled_from(["\n", "\r\n"]))
-def test_shares_read_every_line_once_wherever_they_cut(tmp_path_factory: Any, lines: list[str],
-                                                        workers: int, last_newline: bool,
-                                                        eol: str) -> None:
+@given(
+    st.lists(line_texts, max_size=40),
+    st.integers(1, 7),
+    st.booleans(),
+    st.sampled_from(["\n", "\r\n"]),
+)
+def test_shares_read_every_line_once_wherever_they_cut(
+    tmp_path_factory: Any, lines: list[str], workers: int, last_newline: bool, eol: str
+) -> None:
     path = tmp_path_factory.mktemp("shares") / "in.jsonl"
     body = eol.join(json.dumps({"n": i, "s": s}) for i, s in enumerate(lines))
     path.write_bytes((body + (eol if last_newline and lines else "")).encode("utf-8"))
@@ -53,8 +58,13 @@ def test_shares_read_every_line_once_wherever_they_cut(tmp_path_factory: Any, li
 
 
 def _settings(url: str, tmp_path: Path, **kw: Any) -> PipelineSettings:
-    return PipelineSettings(url=normalize_url(url), log_dir=tmp_path / "log",
-                            schema_dir=SCHEMAS, create_missing=True, **kw)
+    return PipelineSettings(
+        url=normalize_url(url),
+        log_dir=tmp_path / "log",
+        schema_dir=SCHEMAS,
+        create_missing=True,
+        **kw,
+    )
 
 
 def test_one_process_where_several_cannot_help(tmp_path: Path, sqlite_url: str) -> None:
@@ -66,7 +76,8 @@ def test_one_process_where_several_cannot_help(tmp_path: Path, sqlite_url: str) 
     assert choose_workers(_settings(sqlite_url, tmp_path), [str(big)], 4).count == 1
     assert "SQLite" in (choose_workers(_settings(sqlite_url, tmp_path), [str(big)], 4).note or "")
     assert choose_workers(pg, ["-"], 3) == parallel.WorkerChoice(
-        1, "--workers 3 ignored: standard input is read by one process")
+        1, "--workers 3 ignored: standard input is read by one process"
+    )
     evolving = _settings("postgresql://u@h/db", tmp_path, schema_evolution="add_columns")
     assert choose_workers(evolving, [str(big)], None).count == 1
     assert choose_workers(pg, [str(small)], None).count == 1
@@ -79,8 +90,16 @@ def _workload(tmp_path: Path, n: int) -> tuple[Path, int]:
     """``n`` simulated messages, the first three repeated at the end (so in another
     share), one line that is not JSON and one unknown event: what a real export holds."""
     raw = list(generate_messages(n, seed=11, fmt="mixed"))
-    lines = [orjson.dumps({"MessageId": m["MessageId"], "Body": m["Body"],
-                           "MessageAttributes": m["MessageAttributes"]}) for m in raw]
+    lines = [
+        orjson.dumps(
+            {
+                "MessageId": m["MessageId"],
+                "Body": m["Body"],
+                "MessageAttributes": m["MessageAttributes"],
+            }
+        )
+        for m in raw
+    ]
     lines += lines[:3]
     lines.append(b"{not json")
     lines.append(orjson.dumps(canvas_event("no_such_event_anywhere")))
@@ -93,16 +112,24 @@ def _counts(url: str) -> dict[str, int]:
     engine = engine_for(url)
     try:
         with engine.connect() as conn:
-            return {t: conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
-                    for t in ("ledbelly_messages", "live_stream", "live_asset_accessed",
-                              "ims_asset_accessed", "ledbelly_dead_letters",
-                              "ledbelly_unknown_events")}
+            return {
+                t: conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
+                for t in (
+                    "ledbelly_messages",
+                    "live_stream",
+                    "live_asset_accessed",
+                    "ims_asset_accessed",
+                    "ledbelly_dead_letters",
+                    "ledbelly_unknown_events",
+                )
+            }
     finally:
         engine.dispose()
 
 
-def test_several_workers_land_every_message_exactly_once(server_db_url: str, tmp_path: Path,
-                                                         monkeypatch: Any) -> None:
+def test_several_workers_land_every_message_exactly_once(
+    server_db_url: str, tmp_path: Path, monkeypatch: Any
+) -> None:
     path, lines = _workload(tmp_path, 400)
     monkeypatch.setattr(parallel, "MIN_SHARE_BYTES", 4096)
     settings_ = _settings(server_db_url, tmp_path, batch_size=50)
@@ -118,13 +145,17 @@ def test_several_workers_land_every_message_exactly_once(server_db_url: str, tmp
     assert counts["ledbelly_messages"] == lines - 3
     assert counts["ledbelly_dead_letters"] == 1
     assert counts["ledbelly_unknown_events"] == 1
-    canvas = sum(1 for m in generate_messages(400, seed=11, fmt="mixed")
-                 if '"metadata"' in m["Body"])
+    canvas = sum(
+        1 for m in generate_messages(400, seed=11, fmt="mixed") if '"metadata"' in m["Body"]
+    )
     assert counts["live_stream"] == canvas
-    expected = Counter(m["MessageAttributes"]["event_name"]["StringValue"]
-                       for m in generate_messages(400, seed=11, fmt="mixed"))
-    assert counts["live_asset_accessed"] + counts["ims_asset_accessed"] == \
-        expected["asset_accessed"]
+    expected = Counter(
+        m["MessageAttributes"]["event_name"]["StringValue"]
+        for m in generate_messages(400, seed=11, fmt="mixed")
+    )
+    assert (
+        counts["live_asset_accessed"] + counts["ims_asset_accessed"] == expected["asset_accessed"]
+    )
 
     # The workers' log lines arrive in this process's files, each undefined field once.
     errors = (tmp_path / "log" / "sql-errors.log").read_text()
@@ -140,8 +171,9 @@ def test_several_workers_land_every_message_exactly_once(server_db_url: str, tmp
     assert _counts(server_db_url) == counts
 
 
-def test_a_failing_worker_fails_the_ingest_with_its_error(server_db_url: str, tmp_path: Path,
-                                                          monkeypatch: Any) -> None:
+def test_a_failing_worker_fails_the_ingest_with_its_error(
+    server_db_url: str, tmp_path: Path, monkeypatch: Any
+) -> None:
     path, _ = _workload(tmp_path, 60)
     monkeypatch.setattr(parallel, "MIN_SHARE_BYTES", 1024)
 
@@ -153,8 +185,9 @@ def test_a_failing_worker_fails_the_ingest_with_its_error(server_db_url: str, tm
         ingest_paths(_settings(server_db_url, tmp_path), [str(path)], 2)
 
 
-def test_a_worker_that_dies_is_reported(server_db_url: str, tmp_path: Path,
-                                        monkeypatch: Any) -> None:
+def test_a_worker_that_dies_is_reported(
+    server_db_url: str, tmp_path: Path, monkeypatch: Any
+) -> None:
     path, _ = _workload(tmp_path, 60)
     monkeypatch.setattr(parallel, "MIN_SHARE_BYTES", 1024)
     monkeypatch.setattr(parallel, "ingest", lambda *a, **k: os._exit(9))
@@ -178,15 +211,32 @@ def _worker_processes(marker: str) -> list[int]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
-def test_a_stop_ends_every_worker_and_a_rerun_finishes_the_job(server_db_url: str,
-                                                               tmp_path: Path, stop: str) -> None:
+def test_a_stop_ends_every_worker_and_a_rerun_finishes_the_job(
+    server_db_url: str, tmp_path: Path, stop: str
+) -> None:
     """Ctrl-C reaches the whole process group; systemd's or kill's SIGTERM only ingest."""
     path, lines = _workload(tmp_path, 6000)
-    cmd = [sys.executable, "-m", "ledbelly.cli.main", "ingest", "--db", server_db_url,
-           "--create-missing", "--schemas", str(SCHEMAS), "--log-dir", str(tmp_path / "log"),
-           "--workers", "2", "--batch-size", "200", str(path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)  # its own process group, like a terminal's
+    cmd = [
+        sys.executable,
+        "-m",
+        "ledbelly.cli.main",
+        "ingest",
+        "--db",
+        server_db_url,
+        "--create-missing",
+        "--schemas",
+        str(SCHEMAS),
+        "--log-dir",
+        str(tmp_path / "log"),
+        "--workers",
+        "2",
+        "--batch-size",
+        "200",
+        str(path),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )  # its own process group, like a terminal's
     until = time.monotonic() + 120
     while scalar(server_db_url, "SELECT COUNT(*) FROM ledbelly_messages", missing=-1) < 400:
         assert proc.poll() is None and time.monotonic() < until, "ingest never got going"
@@ -209,4 +259,5 @@ def test_a_stop_ends_every_worker_and_a_rerun_finishes_the_job(server_db_url: st
     assert f"duplicates skipped {committed + 3}" in summary
     assert scalar(server_db_url, "SELECT COUNT(*) FROM ledbelly_messages", missing=-1) == lines - 3
     assert scalar(server_db_url, "SELECT COUNT(*) FROM live_stream", missing=-1) == sum(
-        1 for m in generate_messages(6000, seed=11, fmt="mixed") if '"metadata"' in m["Body"])
+        1 for m in generate_messages(6000, seed=11, fmt="mixed") if '"metadata"' in m["Body"]
+    )

@@ -13,8 +13,11 @@ from ledbelly.message import Message
 
 
 def _good(i: int) -> Message:
-    return sqs_message(f"good-{i}", "asset_accessed", canvas_event(asset_id=str(2107 * 10**13 + i),
-                                                                  asset_name=f"page {i}"))
+    return sqs_message(
+        f"good-{i}",
+        "asset_accessed",
+        canvas_event(asset_id=str(2107 * 10**13 + i), asset_name=f"page {i}"),
+    )
 
 
 def test_ingesting_twice_changes_nothing(db_url: str, make_pipeline: Any) -> None:
@@ -40,11 +43,17 @@ MALFORMED: list[tuple[str, str, dict[str, str]]] = [
     ("not-json", "{this is not json", {"event_name": "asset_accessed"}),
     ("array-body", "[1, 2, 3]", {"event_name": "asset_accessed"}),
     ("string-body", '"hello"', {}),
-    ("body-not-object", json.dumps({"metadata": {"event_name": "asset_accessed"},
-                                    "body": [1, 2]}), {}),
+    (
+        "body-not-object",
+        json.dumps({"metadata": {"event_name": "asset_accessed"}, "body": [1, 2]}),
+        {},
+    ),
     ("no-metadata", json.dumps({"body": {"asset_id": "1"}}), {"event_name": "asset_accessed"}),
-    ("caliper-no-data", json.dumps({"sensor": "x", "dataVersion": "v", "data": []}),
-     {"event_name": "logged_in"}),
+    (
+        "caliper-no-data",
+        json.dumps({"sensor": "x", "dataVersion": "v", "data": []}),
+        {"event_name": "logged_in"},
+    ),
 ]
 
 
@@ -72,7 +81,8 @@ def test_hostile_event_name_is_an_unknown_event(db_url: str, make_pipeline: Any)
     engine = engine_for(db_url)
     with engine.connect() as conn:
         stored = conn.execute(
-            text("SELECT event_name, raw_body FROM ledbelly_unknown_events")).one()
+            text("SELECT event_name, raw_body FROM ledbelly_unknown_events")
+        ).one()
     engine.dispose()
     assert stored[0] == name
     assert json.loads(stored[1]) == payload
@@ -82,14 +92,19 @@ def test_hostile_event_name_is_an_unknown_event(db_url: str, make_pipeline: Any)
 def test_values_that_do_not_fit_still_land(db_url: str, make_pipeline: Any) -> None:
     pipeline = make_pipeline(db_url)
     huge = "é" * 300_000
-    payload = canvas_event(asset_id="99999999999999999999999", asset_name=huge,
-                           asset_type="bad\ud800surrogate\x00nul", category="x" * 100)
+    payload = canvas_event(
+        asset_id="99999999999999999999999",
+        asset_name=huge,
+        asset_type="bad\ud800surrogate\x00nul",
+        category="x" * 100,
+    )
     stats = ingest_all(pipeline, [sqs_message("odd", "asset_accessed", payload)])
     assert stats.rows["canvas"] == 1 and stats.dead_letters == 0
     engine = engine_for(db_url)
     with engine.connect() as conn:
-        row = conn.execute(text("SELECT asset_id, asset_name, asset_type, category "
-                                "FROM live_asset_accessed")).one()
+        row = conn.execute(
+            text("SELECT asset_id, asset_name, asset_type, category FROM live_asset_accessed")
+        ).one()
     engine.dispose()
     assert row[0] is None  # overflows bigint: NULL, logged
     assert row[1] == "é" * 2000  # trimmed to the column, by characters
@@ -110,7 +125,8 @@ def test_lone_surrogate_in_json_text_is_accounted(db_url: str, make_pipeline: An
 
 
 def test_a_row_the_database_refuses_does_not_take_its_batch_down(
-        db_url: str, make_pipeline: Any) -> None:
+    db_url: str, make_pipeline: Any
+) -> None:
     pipeline = make_pipeline(db_url)
     ingest_all(pipeline, [_good(0)])  # creates the table
     engine = engine_for(db_url)
@@ -118,8 +134,9 @@ def test_a_row_the_database_refuses_does_not_take_its_batch_down(
     with engine.begin() as conn:
         conn.execute(text("CREATE UNIQUE INDEX ux_asset_name ON live_asset_accessed (asset_id)"))
     engine.dispose()
-    clash = sqs_message("clash", "asset_accessed",
-                        canvas_event(asset_id=str(2107 * 10**13 + 0), asset_name="again"))
+    clash = sqs_message(
+        "clash", "asset_accessed", canvas_event(asset_id=str(2107 * 10**13 + 0), asset_name="again")
+    )
     stats = ingest_all(pipeline, [_good(1), clash, _good(2), _good(3)])
     assert stats.rows["canvas"] == 3
     assert stats.dead_letters == 1
@@ -132,8 +149,9 @@ def test_a_row_the_database_refuses_does_not_take_its_batch_down(
 def test_unknown_events_are_stored_whole(db_url: str, make_pipeline: Any) -> None:
     pipeline = make_pipeline(db_url)
     payload = canvas_event("brand_new_event", thing="x")
-    ingest_all(pipeline, [sqs_message("new", "brand_new_event", payload,
-                                  "2026-09-01T14:03:07.150Z")])
+    ingest_all(
+        pipeline, [sqs_message("new", "brand_new_event", payload, "2026-09-01T14:03:07.150Z")]
+    )
     engine = engine_for(db_url)
     with engine.connect() as conn:
         from sqlalchemy import MetaData, Table
@@ -155,8 +173,9 @@ def test_times_keep_milliseconds_and_ids_are_64_bit(db_url: str, make_pipeline: 
         from sqlalchemy import MetaData, Table
 
         t = Table("live_asset_accessed", MetaData(), autoload_with=conn)
-        row = conn.execute(select(t.c.event_time, t.c.asset_id, t.c.user_id_meta,
-                                  t.c.event_time_local)).one()
+        row = conn.execute(
+            select(t.c.event_time, t.c.asset_id, t.c.user_id_meta, t.c.event_time_local)
+        ).one()
     engine.dispose()
     assert row[0].microsecond == 150000
     assert row[1] == 2107 * 10**13 + 7
@@ -171,8 +190,9 @@ def test_live_stream_can_be_switched_off(sqlite_url: str, make_pipeline: Any) ->
     assert count(sqlite_url, "live_stream") == 0  # created with every table, never written
 
 
-def test_bare_events_are_keyed_by_their_hash(sqlite_url: str, make_pipeline: Any,
-                                             tmp_path: Any) -> None:
+def test_bare_events_are_keyed_by_their_hash(
+    sqlite_url: str, make_pipeline: Any, tmp_path: Any
+) -> None:
     from ledbelly.sources.files import read_path
 
     path = tmp_path / "events.jsonl"
@@ -184,7 +204,8 @@ def test_bare_events_are_keyed_by_their_hash(sqlite_url: str, make_pipeline: Any
 
 
 def test_trims_are_logged_for_the_event_table_and_live_stream(
-        sqlite_url: str, make_pipeline: Any) -> None:
+    sqlite_url: str, make_pipeline: Any
+) -> None:
     pipeline = make_pipeline(sqlite_url)
     payload = canvas_event()
     payload["metadata"]["session_id"] = "f" * 50  # 32 in both tables
@@ -202,7 +223,8 @@ def test_trims_are_logged_for_the_event_table_and_live_stream(
 
 
 def test_a_bug_on_one_message_makes_a_dead_letter_not_a_stuck_queue(
-        sqlite_url: str, make_pipeline: Any) -> None:
+    sqlite_url: str, make_pipeline: Any
+) -> None:
     pipeline = make_pipeline(sqlite_url)
     plan = pipeline.processor.plan(pipeline.catalog.tables["live_asset_accessed"])
     real = plan.build

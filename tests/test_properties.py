@@ -27,12 +27,15 @@ from ledbelly.transform.coerce import (
 )
 from ledbelly.transform.rows import HOT_AFTER, RowPlan, _build_generic, _compile
 
-keys = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1,
-               max_size=12)
-scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=20) | st.floats(
-    allow_nan=False)
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-    keys, inner, max_size=4), max_leaves=12)
+keys = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=12)
+scalars = (
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20) | st.floats(allow_nan=False)
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=4),
+    max_leaves=12,
+)
 documents = st.dictionaries(keys, json_values, max_size=6)
 
 
@@ -75,11 +78,22 @@ def test_flatten_caliper_names_are_column_safe(doc: dict[str, Any]) -> None:
 
 def test_caliper_segments_drop_canvas_noise() -> None:
     out: dict[str, Any] = {}
-    flatten_caliper({"actor": {"extensions": {"com.instructure.canvas": {"entity_id": "1"}}},
-                     "@context": "c", "eventTime": "t", "membership": {"roles": ["A", "B"]}},
-                    "", out)
-    assert out == {"actor_entity_id": "1", "context": "c", "eventtime": "t",
-                   "membership_roles": "A,B"}
+    flatten_caliper(
+        {
+            "actor": {"extensions": {"com.instructure.canvas": {"entity_id": "1"}}},
+            "@context": "c",
+            "eventTime": "t",
+            "membership": {"roles": ["A", "B"]},
+        },
+        "",
+        out,
+    )
+    assert out == {
+        "actor_entity_id": "1",
+        "context": "c",
+        "eventtime": "t",
+        "membership_roles": "A,B",
+    }
     assert caliper_segment("edApp") == "edapp"
 
 
@@ -119,8 +133,10 @@ def test_a_canvas_urn_gives_its_id(n: int, kind: str) -> None:
     assert canvas_id_of_urn(f"https://lms.example.edu/{kind}/{n}") is None
 
 
-@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)),
-       st.integers(min_value=-12 * 60, max_value=14 * 60))
+@given(
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)),
+    st.integers(min_value=-12 * 60, max_value=14 * 60),
+)
 def test_iso_times_round_trip_to_utc_with_microseconds(dt: datetime, offset_min: int) -> None:
     tz = timezone(timedelta(minutes=offset_min))
     aware = dt.replace(tzinfo=tz)
@@ -128,7 +144,8 @@ def test_iso_times_round_trip_to_utc_with_microseconds(dt: datetime, offset_min:
     expected = aware.astimezone(UTC).replace(tzinfo=None)
     assert to_datetime(text) == expected
     assert to_datetime(dt.isoformat(timespec="milliseconds") + "Z") == dt.replace(
-        microsecond=dt.microsecond // 1000 * 1000)
+        microsecond=dt.microsecond // 1000 * 1000
+    )
 
 
 @given(st.text(max_size=25))
@@ -154,8 +171,9 @@ def test_booleans(v: Any) -> None:
     assert isinstance(to_boolean(v), bool)
 
 
-@given(st.text(), st.integers(min_value=1, max_value=60),
-       st.sampled_from(["chars", "utf16", "bytes"]))
+@given(
+    st.text(), st.integers(min_value=1, max_value=60), st.sampled_from(["chars", "utf16", "bytes"])
+)
 def test_trim_fits_never_splits_and_keeps_a_prefix(s: str, size: int, unit: Any) -> None:
     s = clean_text(s)
     out = trim(s, size, unit)
@@ -186,9 +204,19 @@ def test_text_of_any_json_value_is_storable(v: Any) -> None:
     out.encode("utf-8")
 
 
-@given(st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2090, 1, 1)),
-       st.sampled_from(["America/New_York", "Australia/Adelaide", "Asia/Kolkata", "UTC",
-                        "America/St_Johns", "Europe/London"]))
+@given(
+    st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2090, 1, 1)),
+    st.sampled_from(
+        [
+            "America/New_York",
+            "Australia/Adelaide",
+            "Asia/Kolkata",
+            "UTC",
+            "America/St_Johns",
+            "Europe/London",
+        ]
+    ),
+)
 def test_local_time_matches_zoneinfo(dt: datetime, zone_name: str) -> None:
     from zoneinfo import ZoneInfo
 
@@ -199,34 +227,48 @@ def test_local_time_matches_zoneinfo(dt: datetime, zone_name: str) -> None:
     local_times = LocalTimes(zone)
     assert local_times.of(dt) == expected
     assert local_times.of(dt) == expected  # from the cache
-    same_half_hour = dt.replace(minute=dt.minute // 30 * 30 + 29 - dt.minute % 30,
-                                microsecond=999_999 - dt.microsecond)
-    assert local_times.of(same_half_hour) == \
-        same_half_hour.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+    same_half_hour = dt.replace(
+        minute=dt.minute // 30 * 30 + 29 - dt.minute % 30, microsecond=999_999 - dt.microsecond
+    )
+    assert local_times.of(same_half_hour) == same_half_hour.replace(tzinfo=UTC).astimezone(
+        zone
+    ).replace(tzinfo=None)
 
 
 # ----- row building: the compiled builder and the general loop make the same row -------
 
-_BUILD_TABLE = TableDef("live_props", "canvas", (
-    ColumnDef("id", "bigint", primary_key=True),
-    ColumnDef("a_id", "bigint", source="body.a_id"),
-    ColumnDef("n", "int", source="body.n"),
-    ColumnDef("short", "string", size=8, source="body.short"),
-    ColumnDef("wide", "string", size=6, multibyte=True, source="body.wide"),
-    ColumnDef("note", "text", source="body.note"),
-    ColumnDef("score", "float", source="body.score"),
-    ColumnDef("flag", "boolean", source="body.flag"),
-    ColumnDef("at", "datetime", source="body.at"),
-))
-_build_values = (scalars | st.sampled_from(["12", "-3", "007", "2019-11-01T00:00:00.5Z",
-                                            "ünï", "a\x00b", "x" * 9, "1e3", "true"])
-                 | st.lists(scalars, max_size=2) | st.dictionaries(keys, scalars, max_size=2))
+_BUILD_TABLE = TableDef(
+    "live_props",
+    "canvas",
+    (
+        ColumnDef("id", "bigint", primary_key=True),
+        ColumnDef("a_id", "bigint", source="body.a_id"),
+        ColumnDef("n", "int", source="body.n"),
+        ColumnDef("short", "string", size=8, source="body.short"),
+        ColumnDef("wide", "string", size=6, multibyte=True, source="body.wide"),
+        ColumnDef("note", "text", source="body.note"),
+        ColumnDef("score", "float", source="body.score"),
+        ColumnDef("flag", "boolean", source="body.flag"),
+        ColumnDef("at", "datetime", source="body.at"),
+    ),
+)
+_build_values = (
+    scalars
+    | st.sampled_from(
+        ["12", "-3", "007", "2019-11-01T00:00:00.5Z", "ünï", "a\x00b", "x" * 9, "1e3", "true"]
+    )
+    | st.lists(scalars, max_size=2)
+    | st.dictionaries(keys, scalars, max_size=2)
+)
 
 
-@given(st.dictionaries(st.sampled_from([f"body.{c.name}" for c in _BUILD_TABLE.columns]),
-                       _build_values), st.sampled_from(["postgresql", "mssql"]))
-def test_compiled_row_builder_matches_the_general_loop(flat: dict[str, Any],
-                                                        dialect: str) -> None:
+@given(
+    st.dictionaries(
+        st.sampled_from([f"body.{c.name}" for c in _BUILD_TABLE.columns]), _build_values
+    ),
+    st.sampled_from(["postgresql", "mssql"]),
+)
+def test_compiled_row_builder_matches_the_general_loop(flat: dict[str, Any], dialect: str) -> None:
     plan = RowPlan(_BUILD_TABLE, dialect, None)
     generic_issues: list[Any] = []
     compiled_issues: list[Any] = []
@@ -240,7 +282,9 @@ def test_a_table_gets_its_compiled_builder_once_hot() -> None:
     plan = RowPlan(_BUILD_TABLE, "postgresql", None)
     cold = plan._build
     now = datetime(2026, 1, 1)
-    rows = [plan.build({"body.a_id": str(i), "body.short": "abc"}, now, None)[0]
-            for i in range(HOT_AFTER + 1)]
+    rows = [
+        plan.build({"body.a_id": str(i), "body.short": "abc"}, now, None)[0]
+        for i in range(HOT_AFTER + 1)
+    ]
     assert plan._build is not cold
     assert rows[-1] == {**rows[0], "a_id": HOT_AFTER}

@@ -20,29 +20,51 @@ def _cli(*args: str) -> Result:
     return result
 
 
-def _ingest(url: str, tmp: Path, schemas: Path, message_id: str, name: str,
-            event: dict[str, object]) -> None:
+def _ingest(
+    url: str, tmp: Path, schemas: Path, message_id: str, name: str, event: dict[str, object]
+) -> None:
     path = tmp / f"{message_id}.jsonl"
-    path.write_text(json.dumps({"MessageId": message_id, "Body": json.dumps(event),
-                                "MessageAttributes": {"event_name": {
-                                    "StringValue": name, "DataType": "String"}}}) + "\n")
-    _cli("ingest", "--db", url, "--schemas", str(schemas), "--log-dir", str(tmp / "log"),
-         "--create-missing", str(path))
+    path.write_text(
+        json.dumps(
+            {
+                "MessageId": message_id,
+                "Body": json.dumps(event),
+                "MessageAttributes": {"event_name": {"StringValue": name, "DataType": "String"}},
+            }
+        )
+        + "\n"
+    )
+    _cli(
+        "ingest",
+        "--db",
+        url,
+        "--schemas",
+        str(schemas),
+        "--log-dir",
+        str(tmp / "log"),
+        "--create-missing",
+        str(path),
+    )
 
 
-def test_a_dead_letter_replays_once_after_its_column_is_widened(db_url: str,
-                                                                 tmp_path: Path) -> None:
+def test_a_dead_letter_replays_once_after_its_column_is_widened(
+    db_url: str, tmp_path: Path
+) -> None:
     name = "x" * 300
     _ingest(db_url, tmp_path, SCHEMAS, "warmup", "asset_accessed", canvas_event())
     engine = engine_for(db_url)
     with engine.begin() as conn:  # the column as an older, narrower schema made it
         if engine.dialect.name == "sqlite":  # SQLite does not enforce sizes: a trigger does
-            conn.execute(text(
-                "CREATE TRIGGER narrow BEFORE INSERT ON live_asset_accessed "
-                "WHEN length(NEW.asset_name) > 100 BEGIN SELECT RAISE(ABORT, 'too long'); END"))
+            conn.execute(
+                text(
+                    "CREATE TRIGGER narrow BEFORE INSERT ON live_asset_accessed "
+                    "WHEN length(NEW.asset_name) > 100 BEGIN SELECT RAISE(ABORT, 'too long'); END"
+                )
+            )
         elif engine.dialect.name == "postgresql":
-            conn.execute(text("ALTER TABLE live_asset_accessed "
-                              "ALTER COLUMN asset_name TYPE VARCHAR(100)"))
+            conn.execute(
+                text("ALTER TABLE live_asset_accessed ALTER COLUMN asset_name TYPE VARCHAR(100)")
+            )
         else:
             conn.execute(text("ALTER TABLE live_asset_accessed MODIFY asset_name VARCHAR(100)"))
     engine.dispose()
@@ -52,13 +74,17 @@ def test_a_dead_letter_replays_once_after_its_column_is_widened(db_url: str,
 
     still = _cli("replay", "--db", db_url, "--dead-letters", "--log-dir", str(tmp_path / "log"))
     assert "moved 0, stayed 1" in still.output
-    assert scalar(db_url, "SELECT attempts FROM ledbelly_dead_letters "
-                          "WHERE message_id = 'narrow-1'") == 2
+    assert (
+        scalar(db_url, "SELECT attempts FROM ledbelly_dead_letters WHERE message_id = 'narrow-1'")
+        == 2
+    )
 
     dry = _cli("replay", "--db", db_url, "--dead-letters", "--dry-run")
     assert "would move 1, would stay 0" in dry.output  # it parses; the database decides later
-    assert scalar(db_url, "SELECT attempts FROM ledbelly_dead_letters "
-                          "WHERE message_id = 'narrow-1'") == 2  # and nothing was written
+    assert (
+        scalar(db_url, "SELECT attempts FROM ledbelly_dead_letters WHERE message_id = 'narrow-1'")
+        == 2
+    )  # and nothing was written
 
     if db_url.startswith("sqlite"):
         engine = engine_for(db_url)
@@ -71,15 +97,22 @@ def test_a_dead_letter_replays_once_after_its_column_is_widened(db_url: str,
     assert "moved 1, stayed 0" in moved.output
     assert count(db_url, "live_asset_accessed", f"WHERE asset_name = '{name}'") == 1
     assert count(db_url, "ledbelly_dead_letters") == 0
-    assert scalar(db_url, "SELECT COUNT(*) FROM ledbelly_messages WHERE message_id = 'narrow-1' "
-                          "AND outcome = 'inserted'") == 1
+    assert (
+        scalar(
+            db_url,
+            "SELECT COUNT(*) FROM ledbelly_messages WHERE message_id = 'narrow-1' "
+            "AND outcome = 'inserted'",
+        )
+        == 1
+    )
     again = _cli("replay", "--db", db_url, "--dead-letters")
     assert "moved 0, stayed 0" in again.output
     assert count(db_url, "live_asset_accessed", f"WHERE asset_name = '{name}'") == 1
 
 
-def test_an_unknown_event_replays_once_after_its_schema_is_added(db_url: str,
-                                                                  tmp_path: Path) -> None:
+def test_an_unknown_event_replays_once_after_its_schema_is_added(
+    db_url: str, tmp_path: Path
+) -> None:
     schemas = tmp_path / "schemas"
     shutil.copytree(SCHEMAS, schemas)
     event = canvas_event("badge_awarded", badge_id="21070000000000009", badge_name="Reader")
@@ -89,11 +122,27 @@ def test_an_unknown_event_replays_once_after_its_schema_is_added(db_url: str,
         "table: live_badge_awarded\nformat: canvas\nevent: badge_awarded\ncolumns:\n"
         "  badge_awarded_id: {type: bigint, primary_key: true}\n"
         "  processed_at: {type: datetime}\n  event_time_local: {type: datetime}\n"
-        "  badge_id: {type: bigint}\n  badge_name: {type: string, size: 255}\n")
+        "  badge_id: {type: bigint}\n  badge_name: {type: string, size: 255}\n"
+    )
     for _ in range(2):  # the second replay finds nothing left to move
-        _cli("replay", "--db", db_url, "--unknown-events", "--schemas", str(schemas),
-             "--create-missing", "--log-dir", str(tmp_path / "log"))
+        _cli(
+            "replay",
+            "--db",
+            db_url,
+            "--unknown-events",
+            "--schemas",
+            str(schemas),
+            "--create-missing",
+            "--log-dir",
+            str(tmp_path / "log"),
+        )
     assert count(db_url, "live_badge_awarded", "WHERE badge_id = 21070000000000009") == 1
     assert count(db_url, "ledbelly_unknown_events") == 0
-    assert scalar(db_url, "SELECT COUNT(*) FROM ledbelly_messages WHERE message_id = 'badge-1' "
-                          "AND outcome = 'inserted'") == 1
+    assert (
+        scalar(
+            db_url,
+            "SELECT COUNT(*) FROM ledbelly_messages WHERE message_id = 'badge-1' "
+            "AND outcome = 'inserted'",
+        )
+        == 1
+    )

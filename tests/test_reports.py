@@ -38,12 +38,18 @@ def run_cli(*args: str, input: str | None = None) -> Result:
 def sqs_line(message_id: str, event_name: str, body: Any) -> str:
     """One JSON line in the SQS form ``ingest`` reads (as boto3's receive_message gives)."""
     text_body = body if isinstance(body, str) else json.dumps(body)
-    return json.dumps({"MessageId": message_id, "Body": text_body, "MessageAttributes": {
-        "event_name": {"DataType": "String", "StringValue": event_name}}})
+    return json.dumps(
+        {
+            "MessageId": message_id,
+            "Body": text_body,
+            "MessageAttributes": {"event_name": {"DataType": "String", "StringValue": event_name}},
+        }
+    )
 
 
 def hand_made_lines() -> list[str]:
     """Events that trim, coerce, carry an unknown field, have no table, or do not parse."""
+
     def accessed(**body: Any) -> dict[str, Any]:
         event = canvas_event()
         event["body"].update(body)
@@ -65,11 +71,9 @@ def ingest_simulated(tmp_path: Path, db_url: str, extra: list[str] | None = None
     """``simulate -n 500 --seed 3`` plus ``extra`` lines, ingested; returns the log dir."""
     simulated = run_cli("simulate", "-n", "500", "--seed", "3").stdout
     events = tmp_path / "events.jsonl"
-    events.write_text(simulated + "".join(line + "\n" for line in extra or []),
-                      encoding="utf-8")
+    events.write_text(simulated + "".join(line + "\n" for line in extra or []), encoding="utf-8")
     log_dir = tmp_path / "log"
-    run_cli("ingest", "--db", db_url, "--log-dir", str(log_dir), "--create-missing",
-            str(events))
+    run_cli("ingest", "--db", db_url, "--log-dir", str(log_dir), "--create-missing", str(events))
     return log_dir
 
 
@@ -77,8 +81,9 @@ def real_counts(db_url: str, tables: list[str]) -> dict[str, int]:
     engine = engine_for(db_url)
     try:
         with engine.connect() as conn:
-            return {t: int(conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one())
-                    for t in tables}
+            return {
+                t: int(conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()) for t in tables
+            }
     finally:
         engine.dispose()
 
@@ -97,19 +102,29 @@ def test_summary_reduces_every_log_and_its_rotated_copies(tmp_path: Path) -> Non
         logs.truncation("live_stream", "user_agent", 900, 512)
         logs.undefined("asset_accessed", "live_asset_accessed", "brand_new_field", "hello")
         logs.undefined("asset_accessed", "live_asset_accessed", "brand_new_field", "again")
-        logs.undefined("grade_change", "live_grade_change", "late_policy_status (column "
-                       "late_policy_status is in the schema but not in the database: run "
-                       "alter-tables)", "missing")
-        logs.coercion("live_course_created", "created_at", "019-11-01T19:11:01.163Z",
-                      "not a date")
+        logs.undefined(
+            "grade_change",
+            "live_grade_change",
+            "late_policy_status (column "
+            "late_policy_status is in the schema but not in the database: run "
+            "alter-tables)",
+            "missing",
+        )
+        logs.coercion("live_course_created", "created_at", "019-11-01T19:11:01.163Z", "not a date")
         logs.coercion("live_course_created", "created_at", "yesterday", "not a date")
         for n, event in enumerate(("asset_accessed", "quiz_submitted", "asset_accessed")):
-            logs.error(event, "not JSON: Expecting value: line 1 column 1 (char 0)", None,
-                       "not json")
+            logs.error(
+                event, "not JSON: Expecting value: line 1 column 1 (char 0)", None, "not json"
+            )
             logs.recovery({"MessageId": f"m{n}", "Body": "not json"}, None)
-        logs.error("grade_change", "database refused the row: (psycopg2.errors.Numeric"
-                   "ValueOutOfRange) integer out of range 2107000000000012345\n"
-                   "[SQL: INSERT ...]", "INSERT ...", {"live_grade_change": {}})
+        logs.error(
+            "grade_change",
+            "database refused the row: (psycopg2.errors.Numeric"
+            "ValueOutOfRange) integer out of range 2107000000000012345\n"
+            "[SQL: INSERT ...]",
+            "INSERT ...",
+            {"live_grade_change": {}},
+        )
         logs.recovery({"MessageId": "m9", "Body": "{}"}, "INSERT ...")
         logs.schema_change("added column live_asset_accessed.brand_new_field varchar(16)")
     finally:
@@ -201,22 +216,26 @@ def test_reset_empties_files_the_daemon_holds_open(tmp_path: Path) -> None:
         logs.coercion("live_course_created", "created_at", "yesterday", "not a date")
         logs.error("asset_accessed", "invalid JSON", None, "x")
         logs.recovery({"MessageId": "m1", "Body": "x"}, None)
-        backups = sorted((p.name for p in log_dir.glob(TRUNCATIONS + ".*")),
-                         key=lambda name: -int(name.rsplit(".", 1)[1]))  # oldest first
+        backups = sorted(
+            (p.name for p in log_dir.glob(TRUNCATIONS + ".*")),
+            key=lambda name: -int(name.rsplit(".", 1)[1]),
+        )  # oldest first
         assert len(backups) >= 2, "the test needs rotated copies"
         held = sorted(p.name for p in log_dir.iterdir() if not p.suffix[1:].isdigit())
-        assert held == sorted([TRUNCATIONS, COERCIONS, ERRORS, RECOVERY_JSONL,
-                               RECOVERY_SQL])
+        assert held == sorted([TRUNCATIONS, COERCIONS, ERRORS, RECOVERY_JSONL, RECOVERY_SQL])
 
         out = run_cli("logs", "reset", "--log-dir", str(log_dir)).stdout.splitlines()
 
         assert sorted(p.name for p in log_dir.iterdir()) == held  # the copies are gone
         assert all(p.stat().st_size == 0 for p in log_dir.iterdir())
         assert [line for line in out if line.startswith("removed ")] == [
-            f"removed {log_dir / name}" for name in backups]
+            f"removed {log_dir / name}" for name in backups
+        ]
         assert out[-1].startswith("freed ") and out[-1].endswith(" bytes")
-        assert run_cli("logs", "summary", "--log-dir", str(log_dir)).stdout.splitlines()[1] \
+        assert (
+            run_cli("logs", "summary", "--log-dir", str(log_dir)).stdout.splitlines()[1]
             == "truncations: 0 values cut in 0 columns"
+        )
 
         # The open handler's next line lands at the start of the emptied file, no hole.
         logs.truncation("live_stream", "user_agent", 700, 512)
@@ -224,8 +243,9 @@ def test_reset_empties_files_the_daemon_holds_open(tmp_path: Path) -> None:
     finally:
         logs.close()
     lines = (log_dir / TRUNCATIONS).read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 1 and lines[0].endswith(" live_stream.user_agent supplied 700, "
-                                                 "expecting 512")
+    assert len(lines) == 1 and lines[0].endswith(
+        " live_stream.user_agent supplied 700, expecting 512"
+    )
     assert (log_dir / COERCIONS).read_text(encoding="utf-8").count("\n") == 1
     assert "\0" not in (log_dir / TRUNCATIONS).read_text(encoding="utf-8")
     assert not list(log_dir.glob(TRUNCATIONS + ".*"))
@@ -234,7 +254,8 @@ def test_reset_empties_files_the_daemon_holds_open(tmp_path: Path) -> None:
         "truncations: 1 value cut in 1 column",
         f"  live_stream.user_agent: 1 cut, longest 700, column holds 512; fix: ledbelly "
         f"schema suggest --log-dir {log_dir} (then schema apply, ledbelly alter-tables "
-        "--apply)"]
+        "--apply)",
+    ]
 
 
 def test_reset_of_an_empty_or_missing_directory_says_so(tmp_path: Path) -> None:
@@ -271,13 +292,17 @@ def test_stats_counts_rows_and_waiting_messages(db_url: str, tmp_path: Path) -> 
     lines = run_cli("stats", "--db", db_url).stdout.splitlines()
     ledger = next(line for line in lines if line.startswith("ledbelly_messages "))
     assert ledger.split()[1].lstrip("~").replace(",", "") == str(
-        tables["ledbelly_messages"]["rows"])
+        tables["ledbelly_messages"]["rows"]
+    )
     assert any(line.startswith("~ estimate: ") for line in lines)
     chart = next(line for line in lines if line.startswith("  |"))
     assert len(chart) == 2 + 62 and chart.endswith("█|")
     i = lines.index("dead letters waiting: 2")
-    assert lines[i + 1:i + 4] == ["  asset_accessed: 1", "  grade_change: 1",
-                                  "  replay them after the fix: ledbelly replay --dead-letters"]
+    assert lines[i + 1 : i + 4] == [
+        "  asset_accessed: 1",
+        "  grade_change: 1",
+        "  replay them after the fix: ledbelly replay --dead-letters",
+    ]
     assert "unknown events waiting: 2" in lines
     assert "  totally_new_event: 2" in lines
     assert lines[-1].startswith("ledger (ledbelly_messages): ")

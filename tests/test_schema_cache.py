@@ -47,8 +47,9 @@ def test_an_edited_or_added_file_is_read_again(schemas: Path) -> None:
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10_000_000))
     assert Catalog.load(schemas).tables["live_logged_in"].column("extra_note") is not None
     extra = schemas / "custom" / "my_table.yml"
-    extra.write_text("table: my_table\nformat: custom\ncolumns:\n  id: {type: bigint, "
-                     "primary_key: true}\n")
+    extra.write_text(
+        "table: my_table\nformat: custom\ncolumns:\n  id: {type: bigint, primary_key: true}\n"
+    )
     assert "my_table" in Catalog.load(schemas).tables
 
 

@@ -25,10 +25,27 @@ from ledbelly.simulate import (
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 GLOBAL_ID_KEYS = {
-    "root_account_id", "user_account_id", "user_id", "context_id", "context_account_id",
-    "asset_id", "submission_id", "assignment_id", "grader_id", "student_id", "quiz_id",
-    "wiki_page_id", "enrollment_id", "course_id", "course_section_id", "attachment_id",
-    "folder_id", "discussion_entry_id", "discussion_topic_id", "entity_id", "account_id",
+    "root_account_id",
+    "user_account_id",
+    "user_id",
+    "context_id",
+    "context_account_id",
+    "asset_id",
+    "submission_id",
+    "assignment_id",
+    "grader_id",
+    "student_id",
+    "quiz_id",
+    "wiki_page_id",
+    "enrollment_id",
+    "course_id",
+    "course_section_id",
+    "attachment_id",
+    "folder_id",
+    "discussion_entry_id",
+    "discussion_topic_id",
+    "entity_id",
+    "account_id",
 }
 
 
@@ -122,8 +139,7 @@ def test_bad_arguments() -> None:
 def test_message_shape(fmt: str) -> None:
     ids = set()
     for msg in generate_messages(1000, seed=11, fmt=fmt):
-        assert set(msg) == {"MessageId", "ReceiptHandle", "MD5OfBody", "Body",
-                            "MessageAttributes"}
+        assert set(msg) == {"MessageId", "ReceiptHandle", "MD5OfBody", "Body", "MessageAttributes"}
         assert uuid.UUID(msg["MessageId"]).version == 4
         ids.add(msg["MessageId"])
         assert isinstance(msg["ReceiptHandle"], str) and len(msg["ReceiptHandle"]) > 100
@@ -205,27 +221,65 @@ def test_realistic_variety() -> None:
     assert re.search(r"[\U0001F300-\U0001FAFF]", text)  # emoji
     assert "é" in text or "ñ" in text
     assert any(v is None for p in payloads for _, v in walk(p))
-    bodies = [p["body"]["body"] for p in payloads
-              if p["metadata"]["event_name"] == "wiki_page_updated"]
+    bodies = [
+        p["body"]["body"] for p in payloads if p["metadata"]["event_name"] == "wiki_page_updated"
+    ]
     assert max(len(b.encode()) for b in bodies) > 2000
     system = [p for p in payloads if "job_id" in p["metadata"]]
     assert system and all("request_id" not in p["metadata"] for p in system)
-    assert all(p["metadata"]["hostname"] == "lms.example.edu"
-               for p in payloads if "job_id" not in p["metadata"])
+    assert all(
+        p["metadata"]["hostname"] == "lms.example.edu"
+        for p in payloads
+        if "job_id" not in p["metadata"]
+    )
 
 
 def test_documented_body_fields() -> None:
     want = {
-        "asset_accessed": {"asset_id", "asset_name", "asset_type", "asset_subtype", "category",
-                           "role", "level"},
-        "submission_created": {"submission_id", "assignment_id", "user_id", "submitted_at",
-                               "graded_at", "updated_at", "score", "grade", "submission_type",
-                               "body", "url", "attempt", "late", "missing", "workflow_state",
-                               "lti_user_id", "group_id"},
-        "grade_change": {"submission_id", "assignment_id", "grade", "old_grade", "score",
-                         "old_score", "points_possible", "old_points_possible", "grader_id",
-                         "student_id", "student_sis_id", "user_id", "grading_complete",
-                         "muted"},
+        "asset_accessed": {
+            "asset_id",
+            "asset_name",
+            "asset_type",
+            "asset_subtype",
+            "category",
+            "role",
+            "level",
+        },
+        "submission_created": {
+            "submission_id",
+            "assignment_id",
+            "user_id",
+            "submitted_at",
+            "graded_at",
+            "updated_at",
+            "score",
+            "grade",
+            "submission_type",
+            "body",
+            "url",
+            "attempt",
+            "late",
+            "missing",
+            "workflow_state",
+            "lti_user_id",
+            "group_id",
+        },
+        "grade_change": {
+            "submission_id",
+            "assignment_id",
+            "grade",
+            "old_grade",
+            "score",
+            "old_score",
+            "points_possible",
+            "old_points_possible",
+            "grader_id",
+            "student_id",
+            "student_sis_id",
+            "user_id",
+            "grading_complete",
+            "muted",
+        },
     }
     seen = set()
     for name, _, payload in generate_events(2000, seed=12):
@@ -236,20 +290,32 @@ def test_documented_body_fields() -> None:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(min_value=-(2**40), max_value=2**40),
-       fmt=st.sampled_from(["canvas", "caliper", "mixed"]))
+@given(
+    seed=st.integers(min_value=-(2**40), max_value=2**40),
+    fmt=st.sampled_from(["canvas", "caliper", "mixed"]),
+)
 def test_every_message_is_valid_json(seed: int, fmt: str) -> None:
     for msg in generate_messages(60, seed=seed, fmt=fmt):
         payload = json.loads(msg["Body"])
         assert isinstance(payload, dict)
         if "data" in payload:
             assert {"sensor", "sendTime", "dataVersion", "data"} <= set(payload)
-            assert {"@context", "id", "type", "actor", "action", "object", "eventTime",
-                    "edApp", "extensions"} <= set(payload["data"][0])
+            assert {
+                "@context",
+                "id",
+                "type",
+                "actor",
+                "action",
+                "object",
+                "eventTime",
+                "edApp",
+                "extensions",
+            } <= set(payload["data"][0])
         else:
             assert {"metadata", "body"} <= set(payload)
             assert {"root_account_id", "event_name", "event_time", "producer"} <= set(
-                payload["metadata"])
+                payload["metadata"]
+            )
         name, ts = event_name_and_time(payload)
         assert msg["MessageAttributes"]["event_name"]["StringValue"] == name
         assert ISO_MS.match(ts)

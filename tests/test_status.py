@@ -18,8 +18,14 @@ class Clock:
 
 
 def snap(total: int, **extra: Any) -> dict[str, Any]:
-    return {"events_total": total, "backlog": 0, "dead_letters": 0, "last_event": None,
-            "last_event_at": None, **extra}
+    return {
+        "events_total": total,
+        "backlog": 0,
+        "dead_letters": 0,
+        "last_event": None,
+        "last_event_at": None,
+        **extra,
+    }
 
 
 def lines(stream: io.StringIO) -> list[str]:
@@ -58,8 +64,7 @@ def test_shows_last_event_backlog_and_dead_letters() -> None:
     out = io.StringIO()
     at = 1_700_000_000.0
     StatusLine(out, clock=Clock(), width=200).update(
-        snap(5, last_event="live_asset_accessed", last_event_at=at, backlog=1234,
-             dead_letters=3)
+        snap(5, last_event="live_asset_accessed", last_event_at=at, backlog=1234, dead_letters=3)
     )
     expected_time = time.strftime("%H:%M:%S", time.localtime(at))
     assert lines(out) == [

@@ -50,7 +50,8 @@ def test_no_import_cycle_inside_the_package() -> None:
         if node in done:
             return
         assert node not in visiting, "import cycle: " + " -> ".join(
-            [*visiting[visiting.index(node):], node])
+            [*visiting[visiting.index(node) :], node]
+        )
         visiting.append(node)
         for nxt in sorted(graph[node]):
             visit(nxt)
@@ -62,8 +63,11 @@ def test_no_import_cycle_inside_the_package() -> None:
 
 
 def test_no_module_is_over_600_lines() -> None:
-    long = {name: n for name, path in _modules().items()
-            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    long = {
+        name: n
+        for name, path in _modules().items()
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
     assert long == {}
 
 
@@ -73,8 +77,11 @@ def test_the_top_level_holds_a_handful_of_modules() -> None:
 
 
 def test_all_names_what_the_package_exports() -> None:
-    public = {n for n, v in vars(ledbelly).items()
-              if not n.startswith("_") and not isinstance(v, type(ledbelly))}
+    public = {
+        n
+        for n, v in vars(ledbelly).items()
+        if not n.startswith("_") and not isinstance(v, type(ledbelly))
+    }
     assert sorted(ledbelly.__all__) == sorted(public | {"__version__"})
     for name in ledbelly.__all__:
         assert hasattr(ledbelly, name)

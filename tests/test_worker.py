@@ -15,16 +15,24 @@ from ledbelly.sources.memory import MemorySource
 
 
 def _messages(n: int, prefix: str = "m") -> list[Message]:
-    return [sqs_message(f"{prefix}-{i}", "asset_accessed",
-                        canvas_event(asset_id=str(2107 * 10**13 + i), asset_name=f"p{i}"))
-            for i in range(n)]
+    return [
+        sqs_message(
+            f"{prefix}-{i}",
+            "asset_accessed",
+            canvas_event(asset_id=str(2107 * 10**13 + i), asset_name=f"p{i}"),
+        )
+        for i in range(n)
+    ]
 
 
 def test_daemon_commits_then_acks_everything(db_url: str, make_pipeline: Any) -> None:
     pipeline = make_pipeline(db_url)
     source = MemorySource(_messages(300))
-    daemon = Daemon(pipeline, [Binding(source, concurrency=2, wait_seconds=0.2)],
-                    WorkerOptions(batch_size=50, max_batch_wait=0.1))
+    daemon = Daemon(
+        pipeline,
+        [Binding(source, concurrency=2, wait_seconds=0.2)],
+        WorkerOptions(batch_size=50, max_batch_wait=0.1),
+    )
     daemon.start()
     assert daemon.wait_until_consumed(300, 30)
     daemon.stop()
@@ -52,8 +60,11 @@ def test_backpressure_bounds_what_is_held(sqlite_url: str, make_pipeline: Any) -
     pipeline = make_pipeline(sqlite_url)
     pipeline.sink = _SlowSink(pipeline.sink, 0.05)
     source = MemorySource(_messages(400))
-    daemon = Daemon(pipeline, [Binding(source, concurrency=3, wait_seconds=0.1)],
-                    WorkerOptions(batch_size=20, max_batch_wait=0.01, max_in_flight=50))
+    daemon = Daemon(
+        pipeline,
+        [Binding(source, concurrency=3, wait_seconds=0.1)],
+        WorkerOptions(batch_size=20, max_batch_wait=0.01, max_in_flight=50),
+    )
     daemon.start()
     peak = 0
     while source.acked < 400:
@@ -68,9 +79,11 @@ def test_stop_releases_what_did_not_commit(sqlite_url: str, make_pipeline: Any) 
     pipeline = make_pipeline(sqlite_url)
     pipeline.sink = _SlowSink(pipeline.sink, 0.3)
     source = MemorySource(_messages(500))
-    daemon = Daemon(pipeline, [Binding(source, concurrency=2, wait_seconds=0.1)],
-                    WorkerOptions(batch_size=25, max_batch_wait=0.01, max_in_flight=200,
-                                  shutdown_timeout=5))
+    daemon = Daemon(
+        pipeline,
+        [Binding(source, concurrency=2, wait_seconds=0.1)],
+        WorkerOptions(batch_size=25, max_batch_wait=0.01, max_in_flight=200, shutdown_timeout=5),
+    )
     daemon.start()
     assert daemon.wait_until_consumed(25, 30)
     started = time.monotonic()
@@ -105,8 +118,11 @@ def test_database_outage_pauses_and_resumes(sqlite_url: str, make_pipeline: Any)
     flaky = _FlakySink(pipeline.sink, down_for=2.0)
     pipeline.sink = flaky
     source = MemorySource(_messages(200))
-    daemon = Daemon(pipeline, [Binding(source, concurrency=2, wait_seconds=0.1)],
-                    WorkerOptions(batch_size=50, max_batch_wait=0.05, max_in_flight=100))
+    daemon = Daemon(
+        pipeline,
+        [Binding(source, concurrency=2, wait_seconds=0.1)],
+        WorkerOptions(batch_size=50, max_batch_wait=0.05, max_in_flight=100),
+    )
     daemon.start()
     wait_for(lambda: flaky.failures > 0)
     wait_for(lambda: daemon.healthy() == (False, "database unavailable"), timeout=5)
@@ -119,13 +135,16 @@ def test_database_outage_pauses_and_resumes(sqlite_url: str, make_pipeline: Any)
 
 
 def test_poison_messages_with_redrive_are_left_for_the_queue(
-        sqlite_url: str, make_pipeline: Any) -> None:
+    sqlite_url: str, make_pipeline: Any
+) -> None:
     pipeline = make_pipeline(sqlite_url)
     bad = Message("poison", "{not json", {"event_name": "asset_accessed"})
     source = MemorySource([*_messages(10), bad])
-    daemon = Daemon(pipeline, [Binding(source, concurrency=1, wait_seconds=0.1)],
-                    WorkerOptions(batch_size=20, max_batch_wait=0.05,
-                                  dead_letter_policy="redrive"))
+    daemon = Daemon(
+        pipeline,
+        [Binding(source, concurrency=1, wait_seconds=0.1)],
+        WorkerOptions(batch_size=20, max_batch_wait=0.05, dead_letter_policy="redrive"),
+    )
     daemon.start()
     assert daemon.wait_until_consumed(10, 30)
     daemon.stop()
@@ -135,13 +154,17 @@ def test_poison_messages_with_redrive_are_left_for_the_queue(
     assert "poison" in (pipeline.settings.log_dir / "sql-recovery.jsonl").read_text()
 
 
-def test_a_poller_survives_unexpected_errors(sqlite_url: str, make_pipeline: Any,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_poller_survives_unexpected_errors(
+    sqlite_url: str, make_pipeline: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pipeline = make_pipeline(sqlite_url)
     source = _FailsOnce(_messages(20))
     calls = source.calls
-    daemon = Daemon(pipeline, [Binding(source, concurrency=1, wait_seconds=0.1)],
-                    WorkerOptions(batch_size=10, max_batch_wait=0.05))
+    daemon = Daemon(
+        pipeline,
+        [Binding(source, concurrency=1, wait_seconds=0.1)],
+        WorkerOptions(batch_size=10, max_batch_wait=0.05),
+    )
     monkeypatch.setattr("ledbelly.daemon.worker.backoff", lambda *a, **k: 0.01)
     try:
         daemon.start()
@@ -176,14 +199,15 @@ class _RecordingSource(MemorySource):
         self.extended.extend((m.message_id, seconds) for m in messages)
 
 
-def test_slow_batches_have_their_visibility_extended(sqlite_url: str,
-                                                     make_pipeline: Any) -> None:
+def test_slow_batches_have_their_visibility_extended(sqlite_url: str, make_pipeline: Any) -> None:
     pipeline = make_pipeline(sqlite_url)
     pipeline.sink = _SlowSink(pipeline.sink, 3.0)
     source = _RecordingSource(_messages(5))
-    daemon = Daemon(pipeline, [Binding(source, 1, 0.1, visibility_timeout=2)],
-                    WorkerOptions(batch_size=10, max_batch_wait=0.05,
-                                  housekeeping_interval=0.2))
+    daemon = Daemon(
+        pipeline,
+        [Binding(source, 1, 0.1, visibility_timeout=2)],
+        WorkerOptions(batch_size=10, max_batch_wait=0.05, housekeeping_interval=0.2),
+    )
     daemon.start()
     assert daemon.wait_until_consumed(5, 30)
     daemon.stop()
@@ -216,11 +240,16 @@ def test_memory_source_fed_lazily_behaves_like_a_queue() -> None:
 def test_two_writers_commit_everything_once(db_url: str, make_pipeline: Any) -> None:
     pipeline = make_pipeline(db_url)
     first = _messages(200)
-    again = [Message(m.message_id, m.body, dict(m.attributes), handle=f"second-{i}")
-             for i, m in enumerate(first[:50])]  # redelivered copies, new receipt handles
+    again = [
+        Message(m.message_id, m.body, dict(m.attributes), handle=f"second-{i}")
+        for i, m in enumerate(first[:50])
+    ]  # redelivered copies, new receipt handles
     source = MemorySource([*first, *again])
-    daemon = Daemon(pipeline, [Binding(source, concurrency=2, wait_seconds=0.1)],
-                    WorkerOptions(batch_size=20, max_batch_wait=0.05, writers=2))
+    daemon = Daemon(
+        pipeline,
+        [Binding(source, concurrency=2, wait_seconds=0.1)],
+        WorkerOptions(batch_size=20, max_batch_wait=0.05, writers=2),
+    )
     daemon.start()
     assert daemon.wait_until_consumed(250, 30)
     daemon.stop()

@@ -40,19 +40,35 @@ def main() -> None:
 @schemas_option
 @click.option("--batch-size", default=2000, show_default=True, help="Messages per transaction.")
 @click.option("--no-live-stream", is_flag=True, help="Do not fill the live_stream table.")
-@click.option("--schema-evolution", type=click.Choice(MODES),
-              default="off", show_default=True,
-              help="Add columns for new fields (and tables for new events) instead of "
-                   "logging them; changes go to schemas.local/ for review.")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Processes to ingest with [default: one per CPU when the JSON lines "
-                   "inputs are over 1 MB; always 1 on SQLite, from stdin or with schema "
-                   "evolution].")
+@click.option(
+    "--schema-evolution",
+    type=click.Choice(MODES),
+    default="off",
+    show_default=True,
+    help="Add columns for new fields (and tables for new events) instead of "
+    "logging them; changes go to schemas.local/ for review.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes to ingest with [default: one per CPU when the JSON lines "
+    "inputs are over 1 MB; always 1 on SQLite, from stdin or with schema "
+    "evolution].",
+)
 @click.argument("paths", nargs=-1, required=True)
 @reports_errors
-def ingest(db_url: str | None, log_dir: Path, create_missing: bool | None,
-           schema_dir: Path | None, batch_size: int, no_live_stream: bool,
-           schema_evolution: str, workers: int | None, paths: tuple[str, ...]) -> None:
+def ingest(
+    db_url: str | None,
+    log_dir: Path,
+    create_missing: bool | None,
+    schema_dir: Path | None,
+    batch_size: int,
+    no_live_stream: bool,
+    schema_evolution: str,
+    workers: int | None,
+    paths: tuple[str, ...],
+) -> None:
     """Load events from files (.json, .jsonl, .ndjson) or - (stdin) into the database.
 
     Large JSON lines files are split among several processes; the ledger keeps every
@@ -67,19 +83,27 @@ def ingest(db_url: str | None, log_dir: Path, create_missing: bool | None,
         if p != "-" and not Path(p).is_file():
             raise ConfigError(f"no such file: {p}")
     url = resolve_url(db_url)
-    settings = PipelineSettings(url=url, log_dir=log_dir, schema_dir=schema_dir,
-                                pool_size=pool_size_for(db_url) or 5,
-                                create_missing=create_missing, batch_size=batch_size,
-                                live_stream=not no_live_stream,
-                                schema_evolution=schema_evolution)
+    settings = PipelineSettings(
+        url=url,
+        log_dir=log_dir,
+        schema_dir=schema_dir,
+        pool_size=pool_size_for(db_url) or 5,
+        create_missing=create_missing,
+        batch_size=batch_size,
+        live_stream=not no_live_stream,
+        schema_evolution=schema_evolution,
+    )
     choice = choose_workers(settings, paths, workers)
     if choice.note:
         click.echo(f"note: {choice.note}", err=True)
 
     def missing_note(missing: list[str]) -> None:
-        click.echo(f"note: {len(missing)} event tables are missing in {safe_url(url)}; "
-                   "their events are stored in ledbelly_unknown_events "
-                   "(create them with --create-missing)", err=True)
+        click.echo(
+            f"note: {len(missing)} event tables are missing in {safe_url(url)}; "
+            "their events are stored in ledbelly_unknown_events "
+            "(create them with --create-missing)",
+            err=True,
+        )
 
     with _progress_line() as progress:
         stats = ingest_paths(settings, paths, choice.count, progress, missing_note)
@@ -87,12 +111,15 @@ def ingest(db_url: str | None, log_dir: Path, create_missing: bool | None,
         f"messages {stats.messages}: rows canvas {stats.rows['canvas']}, "
         f"caliper {stats.rows['caliper']}; unknown {stats.unknown}; "
         f"dead letters {stats.dead_letters}; duplicates skipped {stats.duplicates}; "
-        f"truncations {stats.truncations}; undefined fields {stats.undefined}")
+        f"truncations {stats.truncations}; undefined fields {stats.undefined}"
+    )
     sys.stdout.flush()  # the summary ends its line before any note on stderr
     if stats.dead_letters:
-        click.echo(f"dead letters are in ledbelly_dead_letters and {log_dir}/sql-errors.log; "
-                   "after fixing the cause, replay with: ledbelly replay --dead-letters",
-                   err=True)
+        click.echo(
+            f"dead letters are in ledbelly_dead_letters and {log_dir}/sql-errors.log; "
+            "after fixing the cause, replay with: ledbelly replay --dead-letters",
+            err=True,
+        )
 
 
 @contextmanager
@@ -121,8 +148,13 @@ def _progress_line() -> Iterator[Callable[[int], None] | None]:
 @main.command()
 @click.option("-n", "count", default=1000, show_default=True, help="How many messages.")
 @click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same output).")
-@click.option("--format", "fmt", type=click.Choice(["canvas", "caliper", "mixed"]),
-              default="mixed", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["canvas", "caliper", "mixed"]),
+    default="mixed",
+    show_default=True,
+)
 def simulate(count: int, seed: int, fmt: str) -> None:
     """Print N synthetic Live Events as SQS-message JSON lines.
 
@@ -139,19 +171,39 @@ def simulate(count: int, seed: int, fmt: str) -> None:
 
 
 @main.command()
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("cfg/sqs.yml"), show_default=True, help="SQS settings (YAML).")
-@click.option("--database", "database_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="LEDbelly-style database.yml (adapter, host, data, user, pass) or a url.")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("cfg/sqs.yml"),
+    show_default=True,
+    help="SQS settings (YAML).",
+)
+@click.option(
+    "--database",
+    "database_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="LEDbelly-style database.yml (adapter, host, data, user, pass) or a url.",
+)
 @db_option
 @create_option
-@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where truncation, undefined-field, error and recovery logs go "
-                   "[default: log].")
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where truncation, undefined-field, error and recovery logs go [default: log].",
+)
 @schemas_option
 @reports_errors
-def run(config_path: Path, database_file: Path | None, db_url: str | None,
-        create_missing: bool | None, log_dir: Path | None, schema_dir: Path | None) -> None:
+def run(
+    config_path: Path,
+    database_file: Path | None,
+    db_url: str | None,
+    create_missing: bool | None,
+    log_dir: Path | None,
+    schema_dir: Path | None,
+) -> None:
     """Consume SQS queues into the database until SIGTERM or SIGINT.
 
     Example: ledbelly run -c cfg/sqs.yml --db postgresql://ledbelly@db/canvas
@@ -164,15 +216,27 @@ def run(config_path: Path, database_file: Path | None, db_url: str | None,
     configure_logging(settings.log_format, settings.log_level, settings.log_file)
     database = database_file or settings.database
     url = resolve_url(db_url, database)
-    daemon = build_daemon(settings, url, log_dir or settings.log_dir or Path("log"),
-                          create_missing, schema_dir, pool_size=pool_size_for(db_url, database))
+    daemon = build_daemon(
+        settings,
+        url,
+        log_dir or settings.log_dir or Path("log"),
+        create_missing,
+        schema_dir,
+        pool_size=pool_size_for(db_url, database),
+    )
     sys.exit(run_daemon(daemon, settings))
 
 
 @main.command()
 @click.option("-n", "count", default=2000, show_default=True, help="Simulated events to send.")
-@click.option("--db", "db_url", default="sqlite:///ledbelly.db", show_default=True,
-              metavar="URL", help="Where the demo writes.")
+@click.option(
+    "--db",
+    "db_url",
+    default="sqlite:///ledbelly.db",
+    show_default=True,
+    metavar="URL",
+    help="Where the demo writes.",
+)
 @click.option("--seed", default=0, show_default=True)
 @reports_errors
 def demo(count: int, db_url: str, seed: int) -> None:

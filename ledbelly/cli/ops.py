@@ -32,9 +32,12 @@ def logs_group() -> None:
 
 @logs_group.command("summary")
 @log_dir_option
-@click.option("--db", "db_url", metavar="URL",
-              help="Also count the unknown events stored in this database "
-                   "(they are not in the logs).")
+@click.option(
+    "--db",
+    "db_url",
+    metavar="URL",
+    help="Also count the unknown events stored in this database (they are not in the logs).",
+)
 @reports_errors
 def logs_summary(log_dir: Path, db_url: str | None) -> None:
     """What the logs say needs fixing, one line per column, field or error, with the fix.
@@ -76,8 +79,11 @@ def logs_reset(log_dir: Path) -> None:
 @click.command("stats")
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--exact", is_flag=True,
-              help="COUNT(*) every table instead of reading the statistics (reads every row).")
+@click.option(
+    "--exact",
+    is_flag=True,
+    help="COUNT(*) every table instead of reading the statistics (reads every row).",
+)
 @click.option("--all-tables", is_flag=True, help="Also list the empty tables.")
 @reports_errors
 def stats(db_url: str | None, as_json: bool, exact: bool, all_tables: bool) -> None:

@@ -28,18 +28,32 @@ from ledbelly.message import Message
 @click.option("--unknown-events", is_flag=True, help="Replay ledbelly_unknown_events.")
 @click.option("--event", metavar="NAME", help="Only this event name.")
 @click.option("--table", metavar="T", help="Only messages bound for this table.")
-@click.option("--since", type=click.DateTime(), help="Only messages parked at or after this "
-              "UTC time.")
+@click.option(
+    "--since", type=click.DateTime(), help="Only messages parked at or after this UTC time."
+)
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many messages.")
-@click.option("--dry-run", is_flag=True, help="Say what would move; write nothing. It "
-              "judges parsing and routing: a row the database would refuse shows as moving.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Say what would move; write nothing. It "
+    "judges parsing and routing: a row the database would refuse shows as moving.",
+)
 @click.argument("paths", nargs=-1)
 @reports_errors
-def replay_cmd(db_url: str | None, log_dir: Path, schema_dir: Path | None,
-               create_missing: bool | None, dead_letters: bool,
-               unknown_events: bool, event: str | None, table: str | None,
-               since: datetime | None, limit: int | None, dry_run: bool,
-               paths: tuple[str, ...]) -> None:
+def replay_cmd(
+    db_url: str | None,
+    log_dir: Path,
+    schema_dir: Path | None,
+    create_missing: bool | None,
+    dead_letters: bool,
+    unknown_events: bool,
+    event: str | None,
+    table: str | None,
+    since: datetime | None,
+    limit: int | None,
+    dry_run: bool,
+    paths: tuple[str, ...],
+) -> None:
     """Process dead letters or unknown events again, after a schema or table fix.
 
     What now lands is inserted once and leaves its parked table; what still fails stays,
@@ -54,19 +68,29 @@ def replay_cmd(db_url: str | None, log_dir: Path, schema_dir: Path | None,
     from ledbelly.sources.files import read_path
 
     if sum([dead_letters, unknown_events, bool(paths)]) != 1:
-        raise ConfigError("name one of --dead-letters, --unknown-events or recovery files "
-                          "(log/sql-recovery.jsonl)")
-    settings = PipelineSettings(url=resolve_url(db_url), log_dir=log_dir, schema_dir=schema_dir,
-                                pool_size=pool_size_for(db_url) or 2,
-                                create_missing=create_missing)
+        raise ConfigError(
+            "name one of --dead-letters, --unknown-events or recovery files "
+            "(log/sql-recovery.jsonl)"
+        )
+    settings = PipelineSettings(
+        url=resolve_url(db_url),
+        log_dir=log_dir,
+        schema_dir=schema_dir,
+        pool_size=pool_size_for(db_url) or 2,
+        create_missing=create_missing,
+    )
     pipeline = Pipeline(settings)
     try:
         pipeline.prepare()
         wanted = ReplayFilter(event, table, since, limit)
         messages: Iterable[Message]
         if paths:
-            messages = (m for p in paths for m in read_path(p)
-                        if not event or m.attributes.get("event_name") == event)
+            messages = (
+                m
+                for p in paths
+                for m in read_path(p)
+                if not event or m.attributes.get("event_name") == event
+            )
         else:
             kind = Kind.DEAD_LETTER if dead_letters else Kind.UNKNOWN
             messages = parked(pipeline.engine, pipeline, kind, wanted)

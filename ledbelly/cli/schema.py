@@ -19,9 +19,13 @@ DEFAULT_DDL_DIR = Path("sql/ddl")
 DEFAULT_OVERLAY = Path("schemas.local")
 
 
-_db_schema = click.option("--schema", "db_schema", metavar="NAME",
-                          help="Qualify table names with this database schema "
-                               "(default: unqualified, the connection's own).")
+_db_schema = click.option(
+    "--schema",
+    "db_schema",
+    metavar="NAME",
+    help="Qualify table names with this database schema "
+    "(default: unqualified, the connection's own).",
+)
 
 
 def _engine(db_url: str | None) -> Any:
@@ -37,28 +41,62 @@ def _catalog(schema_dir: Path | None, overlay: Path | None = None) -> Any:
 
 
 @click.command("create-tables")
-@click.option("--dialect", type=click.Choice([*DIALECTS, "mariadb"]),
-              help="Write DDL for this dialect (with --apply: taken from --db).")
-@click.option("--format", "fmt", type=click.Choice(["canvas", "caliper", "custom", "all"]),
-              default="all", show_default=True, help="Which tables (the system tables always).")
-@click.option("--output", metavar="DIR|-", default=str(DEFAULT_DDL_DIR), show_default=True,
-              help="Directory for <format>-create-<dialect>-<timestamp>.sql, or - to print.")
+@click.option(
+    "--dialect",
+    type=click.Choice([*DIALECTS, "mariadb"]),
+    help="Write DDL for this dialect (with --apply: taken from --db).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["canvas", "caliper", "custom", "all"]),
+    default="all",
+    show_default=True,
+    help="Which tables (the system tables always).",
+)
+@click.option(
+    "--output",
+    metavar="DIR|-",
+    default=str(DEFAULT_DDL_DIR),
+    show_default=True,
+    help="Directory for <format>-create-<dialect>-<timestamp>.sql, or - to print.",
+)
 @_db_schema
-@click.option("--apply", "do_apply", is_flag=True,
-              help="Create the missing tables in --db instead of writing a file.")
+@click.option(
+    "--apply",
+    "do_apply",
+    is_flag=True,
+    help="Create the missing tables in --db instead of writing a file.",
+)
 @db_option
-@click.option("--drop-existing", is_flag=True,
-              help="DROP the tables first (destroys their data).")
-@click.option("--oracle-compat", default="19", show_default=True, metavar="VERSION",
-              help="Oracle version: below 12 uses a sequence and trigger for keys; "
-                   "below 12.2 limits names to 30 characters.")
-@click.option("--max-identifier-length", type=click.IntRange(16, 255),
-              help="Shorten longer names (default: 30 for Oracle before 12.2, 128 after).")
+@click.option("--drop-existing", is_flag=True, help="DROP the tables first (destroys their data).")
+@click.option(
+    "--oracle-compat",
+    default="19",
+    show_default=True,
+    metavar="VERSION",
+    help="Oracle version: below 12 uses a sequence and trigger for keys; "
+    "below 12.2 limits names to 30 characters.",
+)
+@click.option(
+    "--max-identifier-length",
+    type=click.IntRange(16, 255),
+    help="Shorten longer names (default: 30 for Oracle before 12.2, 128 after).",
+)
 @schemas_option
 @reports_errors
-def create_tables(dialect: str | None, fmt: str, output: str, db_schema: str | None,
-                  do_apply: bool, db_url: str | None, drop_existing: bool, oracle_compat: str,
-                  max_identifier_length: int | None, schema_dir: Path | None) -> None:
+def create_tables(
+    dialect: str | None,
+    fmt: str,
+    output: str,
+    db_schema: str | None,
+    do_apply: bool,
+    db_url: str | None,
+    drop_existing: bool,
+    oracle_compat: str,
+    max_identifier_length: int | None,
+    schema_dir: Path | None,
+) -> None:
     """Write (or, with --apply, run) the DDL for every table in schemas/.
 
     Example: ledbelly create-tables --dialect postgresql --output -
@@ -67,23 +105,29 @@ def create_tables(dialect: str | None, fmt: str, output: str, db_schema: str | N
     if do_apply:
         engine = _engine(db_url)
         try:
-            if dialect and dialect != engine.dialect.name and \
-                    {dialect, engine.dialect.name} != {"mysql", "mariadb"}:
+            if (
+                dialect
+                and dialect != engine.dialect.name
+                and {dialect, engine.dialect.name} != {"mysql", "mariadb"}
+            ):
                 raise ConfigError(f"--dialect {dialect} but --db is {engine.dialect.name}")
             opts = DdlOptions.for_engine(engine, db_schema)
             script = apply(engine, tables, opts, drop_existing)
         finally:
             engine.dispose()
         _echo_names(script)
-        click.echo(f"created {len(script.tables)} tables" + (
-            ": " + ", ".join(script.tables) if script.tables else " (all exist)"))
+        click.echo(
+            f"created {len(script.tables)} tables"
+            + (": " + ", ".join(script.tables) if script.tables else " (all exist)")
+        )
         return
     if dialect is None:
         raise ConfigError("say which --dialect to write (or --apply with --db)")
     opts = DdlOptions(dialect, db_schema, oracle_compat, max_identifier_length)
     script = generate(tables, opts, drop_existing)
     title = f"format: {fmt}; {len(script.tables)} tables" + (
-        "; DROPs existing tables first" if drop_existing else "")
+        "; DROPs existing tables first" if drop_existing else ""
+    )
     if output == "-":
         click.echo(script.render(title), nl=False)
         return
@@ -102,13 +146,21 @@ def _echo_names(script: DdlScript) -> None:
 @click.command("alter-tables")
 @db_option
 @click.option("--apply", "do_apply", is_flag=True, help="Run the statements.")
-@click.option("--overlay", type=click.Path(file_okay=False, path_type=Path),
-              help="Also bring in the tables of this overlay directory (e.g. schemas.local).")
+@click.option(
+    "--overlay",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also bring in the tables of this overlay directory (e.g. schemas.local).",
+)
 @_db_schema
 @schemas_option
 @reports_errors
-def alter_tables(db_url: str | None, do_apply: bool, overlay: Path | None,
-                 db_schema: str | None, schema_dir: Path | None) -> None:
+def alter_tables(
+    db_url: str | None,
+    do_apply: bool,
+    overlay: Path | None,
+    db_schema: str | None,
+    schema_dir: Path | None,
+) -> None:
     """Print the DDL that brings the database up to schemas/: new tables, columns, wider types.
 
     Never drops or narrows; columns only in the database are listed as comments.
@@ -136,18 +188,32 @@ def schema_group() -> None:
 
 
 @schema_group.command("suggest")
-@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("log"), show_default=True)
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("log"),
+    show_default=True,
+)
 @db_option
 @click.option("--no-db", is_flag=True, help="Do not read ledbelly_unknown_events.")
-@click.option("--overlay", type=click.Path(file_okay=False, path_type=Path),
-              default=DEFAULT_OVERLAY, show_default=True,
-              help="Tables added or changed by automatic evolution.")
+@click.option(
+    "--overlay",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_OVERLAY,
+    show_default=True,
+    help="Tables added or changed by automatic evolution.",
+)
 @click.option("--output", metavar="FILE|-", default="schema-patch.yml", show_default=True)
 @schemas_option
 @reports_errors
-def suggest_cmd(log_dir: Path, db_url: str | None, no_db: bool, overlay: Path,
-                output: str, schema_dir: Path | None) -> None:
+def suggest_cmd(
+    log_dir: Path,
+    db_url: str | None,
+    no_db: bool,
+    overlay: Path,
+    output: str,
+    schema_dir: Path | None,
+) -> None:
     """Write a reviewable YAML patch: new columns, longer sizes, tables for unknown events.
 
     Reads log/ddl-undefined.log, log/sql-truncations.log, the overlay directory and the
@@ -166,8 +232,11 @@ def suggest_cmd(log_dir: Path, db_url: str | None, no_db: bool, overlay: Path,
         click.echo(patch.render(), nl=False)
         return
     Path(output).write_text(patch.render(), encoding="utf-8")
-    click.echo(f"wrote {output}: {len(patch.tables)} tables to change" if patch else
-               f"wrote {output}: nothing to change")
+    click.echo(
+        f"wrote {output}: {len(patch.tables)} tables to change"
+        if patch
+        else f"wrote {output}: nothing to change"
+    )
 
 
 @schema_group.command("apply")
@@ -193,4 +262,3 @@ def register(main: click.Group) -> None:
     """Add the schema commands to the ``ledbelly`` group."""
     for command in (create_tables, alter_tables, schema_group):
         main.add_command(command)
-

@@ -26,20 +26,37 @@ log = logging.getLogger("ledbelly.daemon")
 EXIT_FORCED = 130
 
 
-def build_daemon(settings: DaemonSettings, url: URL, log_dir: Path,
-                 create_missing: bool | None, schema_dir: Path | None = None,
-                 status: bool | None = None, pool_size: int | None = None) -> Daemon:
+def build_daemon(
+    settings: DaemonSettings,
+    url: URL,
+    log_dir: Path,
+    create_missing: bool | None,
+    schema_dir: Path | None = None,
+    status: bool | None = None,
+    pool_size: int | None = None,
+) -> Daemon:
     """Everything ``ledbelly run`` needs, wired, not yet started."""
-    pipeline = Pipeline(PipelineSettings(
-        url=url, log_dir=log_dir, schema_dir=schema_dir, create_missing=create_missing,
-        live_stream=settings.live_stream, time_zone=settings.time_zone,
-        batch_size=settings.worker.batch_size,
-        pool_size=pool_size or max(2, settings.worker.writers + 1),
-        schema_evolution=settings.schema_evolution))
+    pipeline = Pipeline(
+        PipelineSettings(
+            url=url,
+            log_dir=log_dir,
+            schema_dir=schema_dir,
+            create_missing=create_missing,
+            live_stream=settings.live_stream,
+            time_zone=settings.time_zone,
+            batch_size=settings.worker.batch_size,
+            pool_size=pool_size or max(2, settings.worker.writers + 1),
+            schema_evolution=settings.schema_evolution,
+        )
+    )
     missing = pipeline.prepare()
     if missing:
-        log.warning("%d event tables are missing in %s; their events are stored in "
-                    "ledbelly_unknown_events (use --create-missing)", len(missing), safe_url(url))
+        log.warning(
+            "%d event tables are missing in %s; their events are stored in "
+            "ledbelly_unknown_events (use --create-missing)",
+            len(missing),
+            safe_url(url),
+        )
     metrics = Metrics()
     bindings: list[Binding] = []
     try:
@@ -52,10 +69,13 @@ def build_daemon(settings: DaemonSettings, url: URL, log_dir: Path,
         raise
     show_status = is_tty(sys.stderr) if status is None else status
     return Daemon(
-        pipeline, bindings,
+        pipeline,
+        bindings,
         settings.worker,
-        metrics=metrics, notifier=Notifier.from_env(),
-        status=StatusLine(sys.stderr) if show_status else None)
+        metrics=metrics,
+        notifier=Notifier.from_env(),
+        status=StatusLine(sys.stderr) if show_status else None,
+    )
 
 
 def sqs_bindings(settings: DaemonSettings) -> list[Binding]:
@@ -64,8 +84,12 @@ def sqs_bindings(settings: DaemonSettings) -> list[Binding]:
         return []
     longest_wait = max(q.wait_time_seconds for q in settings.queues)
     client = sqs_client(settings.aws, read_timeout=longest_wait + 10)
-    return [Binding(SqsSource(client, q), q.concurrency, q.wait_time_seconds,
-                    q.visibility_timeout or None) for q in settings.queues]
+    return [
+        Binding(
+            SqsSource(client, q), q.concurrency, q.wait_time_seconds, q.visibility_timeout or None
+        )
+        for q in settings.queues
+    ]
 
 
 def https_bindings(settings: DaemonSettings, metrics: Metrics) -> list[Binding]:
@@ -79,8 +103,10 @@ def https_bindings(settings: DaemonSettings, metrics: Metrics) -> list[Binding]:
     try:
         from ledbelly.sources.https import HttpsSource
     except ImportError as exc:
-        raise ConfigError(f"the https section needs the https extra ({exc.name} is missing): "
-                          "pip install 'ledbelly[https]'") from None
+        raise ConfigError(
+            f"the https section needs the https extra ({exc.name} is missing): "
+            "pip install 'ledbelly[https]'"
+        ) from None
     source = HttpsSource(settings.https, metrics)
     source.start()
     return [Binding(source, concurrency=1, wait_seconds=1, visibility_timeout=None)]
@@ -90,15 +116,18 @@ def run_daemon(daemon: Daemon, settings: DaemonSettings) -> int:
     """Run until SIGTERM/SIGINT; a second signal exits at once. Returns the exit code."""
     server = None
     if settings.metrics_port is not None:
-        server = MetricsServer(daemon.metrics, settings.metrics_host, settings.metrics_port,
-                               daemon.healthy)
+        server = MetricsServer(
+            daemon.metrics, settings.metrics_host, settings.metrics_port, daemon.healthy
+        )
         server.start()
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if daemon.stopping:
-            log.warning("second signal: exiting now; uncommitted messages return after "
-                        "their visibility timeout")
+            log.warning(
+                "second signal: exiting now; uncommitted messages return after "
+                "their visibility timeout"
+            )
             os._exit(EXIT_FORCED)
         log.info("received %s", signal.Signals(signum).name)
         for b in daemon.bindings:  # the HTTPS intake stops listening at once

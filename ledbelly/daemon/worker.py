@@ -65,9 +65,15 @@ class _GiveUp(Exception):
 class Daemon:
     """Consumes ``bindings`` into ``pipeline`` until ``stop()``."""
 
-    def __init__(self, pipeline: Pipeline, bindings: Sequence[Binding],
-                 options: WorkerOptions | None = None, metrics: Metrics | None = None,
-                 notifier: Notifier | None = None, status: StatusLine | None = None) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        bindings: Sequence[Binding],
+        options: WorkerOptions | None = None,
+        metrics: Metrics | None = None,
+        notifier: Notifier | None = None,
+        status: StatusLine | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.bindings = list(bindings)
         self.options = options or WorkerOptions()
@@ -96,22 +102,33 @@ class Daemon:
 
     def start(self) -> None:
         total = sum(b.concurrency for b in self.bindings)
-        self._pollers = ThreadPoolExecutor(max_workers=max(1, total),
-                                           thread_name_prefix="ledbelly-poller")
-        self._poller_futures = [self._pollers.submit(self._poll_loop, b)
-                                for b in self.bindings for _ in range(b.concurrency)]
-        self._writers = [threading.Thread(target=self._write_loop, name=f"ledbelly-writer-{i}",
-                                          daemon=True) for i in range(self.options.writers)]
-        self._keeper = threading.Thread(target=self._housekeeping, name="ledbelly-housekeeping",
-                                        daemon=True)
+        self._pollers = ThreadPoolExecutor(
+            max_workers=max(1, total), thread_name_prefix="ledbelly-poller"
+        )
+        self._poller_futures = [
+            self._pollers.submit(self._poll_loop, b)
+            for b in self.bindings
+            for _ in range(b.concurrency)
+        ]
+        self._writers = [
+            threading.Thread(target=self._write_loop, name=f"ledbelly-writer-{i}", daemon=True)
+            for i in range(self.options.writers)
+        ]
+        self._keeper = threading.Thread(
+            target=self._housekeeping, name="ledbelly-housekeeping", daemon=True
+        )
         for t in self._threads:
             t.start()
         self.metrics.set_consuming(True)
         self.notifier.ready()
         self._started.set()
-        log.info("consuming %s with %d pollers, %d writer(s), batches of %d",
-                 ", ".join(b.source.name for b in self.bindings), total, self.options.writers,
-                 self.options.batch_size)
+        log.info(
+            "consuming %s with %d pollers, %d writer(s), batches of %d",
+            ", ".join(b.source.name for b in self.bindings),
+            total,
+            self.options.writers,
+            self.options.batch_size,
+        )
 
     def stop(self) -> None:
         """Ask for an orderly stop; safe to call from a signal handler."""
@@ -145,8 +162,10 @@ class Daemon:
     def _shutdown(self) -> bool:
         self.notifier.stopping()
         self.metrics.set_consuming(False)
-        log.info("stopping: finishing the batches in hand (at most %.0f s)",
-                 self.options.shutdown_timeout)
+        log.info(
+            "stopping: finishing the batches in hand (at most %.0f s)",
+            self.options.shutdown_timeout,
+        )
         for t in self._threads:
             t.join(timeout=max(0.0, self._deadline - time.monotonic()))
         self._deadline_passed.set()
@@ -159,13 +178,18 @@ class Daemon:
             b.source.close()
         if self.status:
             self.status.close()
-        log.info("stopped: %d messages, %d dead letters, %d duplicates skipped",
-                 self.stats.messages, self.stats.dead_letters, self.stats.duplicates)
+        log.info(
+            "stopped: %d messages, %d dead letters, %d duplicates skipped",
+            self.stats.messages,
+            self.stats.dead_letters,
+            self.stats.duplicates,
+        )
         return pollers_done
 
     def _wait_pollers(self) -> bool:
-        _, running = futures_wait(self._poller_futures,
-                                  timeout=max(0.0, self._deadline - time.monotonic()))
+        _, running = futures_wait(
+            self._poller_futures, timeout=max(0.0, self._deadline - time.monotonic())
+        )
         return not running
 
     def _pause(self, seconds: float) -> None:
@@ -201,8 +225,9 @@ class Daemon:
                 failures += 1
                 self.metrics.record_retry("sqs")
                 if failures == 1:
-                    log.warning("%s unavailable, retrying with backoff: %s",
-                                binding.source.name, exc)
+                    log.warning(
+                        "%s unavailable, retrying with backoff: %s", binding.source.name, exc
+                    )
                 self._stop.wait(backoff(failures, base=1.0, cap=60))
             except Exception:
                 failures += 1
@@ -257,8 +282,10 @@ class Daemon:
         try:
             self._replay_created()
         except Exception:  # its messages are committed and deleted: nothing to release
-            log.exception("replaying stored unknown events into new tables failed; "
-                          "'ledbelly replay --unknown-events' moves them later")
+            log.exception(
+                "replaying stored unknown events into new tables failed; "
+                "'ledbelly replay --unknown-events' moves them later"
+            )
 
     def _collect(self) -> list[Message]:
         try:
@@ -300,8 +327,7 @@ class Daemon:
 
         def on_retry(exc: TransientError, _attempt: int) -> None:
             nonlocal outcomes
-            self.metrics.record_retry("operator" if isinstance(exc, OperatorError)
-                                      else "database")
+            self.metrics.record_retry("operator" if isinstance(exc, OperatorError) else "database")
             self._database_state(False, exc)
             if isinstance(exc, OperatorError):  # a table or column may have changed for good
                 self.pipeline.tables.forget()
@@ -351,8 +377,10 @@ class Daemon:
             try:
                 source.release(mine)
             except Exception:
-                log.exception("could not release %d messages; they return after their "
-                              "visibility timeout", len(mine))
+                log.exception(
+                    "could not release %d messages; they return after their visibility timeout",
+                    len(mine),
+                )
         self._unhold(messages)
 
     def _release_everything(self) -> None:
@@ -376,13 +404,20 @@ class Daemon:
             self.metrics.set_database_up(True)
         elif not up and self._db_up.is_set():
             if isinstance(exc, OperatorError):
-                log.warning("database refuses writes (%s); pausing pollers until an operator "
-                            "fixes it (grant, alter-tables); nothing is dead-lettered", exc)
+                log.warning(
+                    "database refuses writes (%s); pausing pollers until an operator "
+                    "fixes it (grant, alter-tables); nothing is dead-lettered",
+                    exc,
+                )
             else:
-                log.warning("database unavailable (%s); pausing pollers and retrying with "
-                            "backoff", exc)
-            self._db_down_reason = "database refuses writes" if isinstance(
-                exc, OperatorError) else "database unavailable"
+                log.warning(
+                    "database unavailable (%s); pausing pollers and retrying with backoff", exc
+                )
+            self._db_down_reason = (
+                "database refuses writes"
+                if isinstance(exc, OperatorError)
+                else "database unavailable"
+            )
             self._db_down_since = time.monotonic()
             self._db_up.clear()
             self.metrics.set_database_up(False)
@@ -420,8 +455,11 @@ class Daemon:
         with self._held_lock:
             for m, h in self._held.items():
                 vt = h.visibility_timeout
-                if vt and m.source is not None and \
-                        h.visible_at - now < max(min(5.0, vt * 0.5), vt * 0.4):
+                if (
+                    vt
+                    and m.source is not None
+                    and h.visible_at - now < max(min(5.0, vt * 0.5), vt * 0.4)
+                ):
                     due.setdefault(m.source, []).append((m, h))
         for source, held in due.items():
             try:

@@ -39,8 +39,9 @@ def copy_field(value: Any) -> str:
     return str(value)
 
 
-def copy_text(rows: list[dict[str, Any]], columns: list[str],
-              times: frozenset[str] = frozenset()) -> str:
+def copy_text(
+    rows: list[dict[str, Any]], columns: list[str], times: frozenset[str] = frozenset()
+) -> str:
     """Rows as COPY text, one line each, columns in the given order.
 
     ``times`` names the columns that hold datetimes, written with ``isoformat``.
@@ -74,20 +75,32 @@ def _renderer(columns: tuple[str, ...], times: frozenset[str]) -> Renderer:
             _RENDERERS.clear()
         names = [f"v{i}" for i in range(len(columns))]
         fields = "\\t".join(
-            f"{{N if {n} is None else {n}.isoformat()}}" if c in times else
-            f"{{N if {n} is None else {n}}}" for n, c in zip(names, columns, strict=True))
-        src = "\n".join([
-            "def render(row):",
-            "    values = get(row)" if len(names) > 1 else "    values = (get(row),)",
-            f"    {', '.join(names)}, = values",
-            f"    line = f'{fields}\\n'",
-            f"    if line.count(TAB) != {len(columns) - 1} or CR in line \\",
-            "            or line.count(BS) != values.count(None) or line.count(LF) != 1:",
-            "        return slow(values)",
-            "    return line",
-        ])
-        env: dict[str, Any] = {"get": itemgetter(*columns), "N": "\\N", "TAB": "\t",
-                               "BS": "\\", "CR": "\r", "LF": "\n", "slow": copy_line_slow}
+            f"{{N if {n} is None else {n}.isoformat()}}"
+            if c in times
+            else f"{{N if {n} is None else {n}}}"
+            for n, c in zip(names, columns, strict=True)
+        )
+        src = "\n".join(
+            [
+                "def render(row):",
+                "    values = get(row)" if len(names) > 1 else "    values = (get(row),)",
+                f"    {', '.join(names)}, = values",
+                f"    line = f'{fields}\\n'",
+                f"    if line.count(TAB) != {len(columns) - 1} or CR in line \\",
+                "            or line.count(BS) != values.count(None) or line.count(LF) != 1:",
+                "        return slow(values)",
+                "    return line",
+            ]
+        )
+        env: dict[str, Any] = {
+            "get": itemgetter(*columns),
+            "N": "\\N",
+            "TAB": "\t",
+            "BS": "\\",
+            "CR": "\r",
+            "LF": "\n",
+            "slow": copy_line_slow,
+        }
         exec(src, env)  # built from positional names only, never from data
         render = _RENDERERS[key] = env["render"]
     return render
@@ -95,24 +108,27 @@ def _renderer(columns: tuple[str, ...], times: frozenset[str]) -> Renderer:
 
 def time_columns(table: Table, columns: tuple[str, ...]) -> frozenset[str]:
     """Which of ``columns`` (keys) the table declares as datetimes."""
-    return frozenset(c for c in columns if c in table.c and
-                     isinstance(table.c[c].type, DateTime))
+    return frozenset(c for c in columns if c in table.c and isinstance(table.c[c].type, DateTime))
 
 
 # Per Table object, dropped with it: a table rebuilt after evolution gets its own entry.
-_COPY_SQL: weakref.WeakKeyDictionary[Table, dict[tuple[str, ...], tuple[str, frozenset[str]]]] = \
+_COPY_SQL: weakref.WeakKeyDictionary[Table, dict[tuple[str, ...], tuple[str, frozenset[str]]]] = (
     weakref.WeakKeyDictionary()
+)
 
 
-def _copy_sql(conn: Connection, table: Table, columns: tuple[str, ...]
-              ) -> tuple[str, frozenset[str]]:
+def _copy_sql(
+    conn: Connection, table: Table, columns: tuple[str, ...]
+) -> tuple[str, frozenset[str]]:
     by_columns = _COPY_SQL.setdefault(table, {})
     found = by_columns.get(columns)
     if found is None:
         prep = conn.dialect.identifier_preparer
         names = ", ".join(prep.quote(table.c[c].name if c in table.c else c) for c in columns)
-        found = by_columns[columns] = (f"COPY {prep.format_table(table)} ({names}) FROM STDIN",
-                                       time_columns(table, columns))
+        found = by_columns[columns] = (
+            f"COPY {prep.format_table(table)} ({names}) FROM STDIN",
+            time_columns(table, columns),
+        )
     return found
 
 

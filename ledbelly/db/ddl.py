@@ -44,8 +44,9 @@ def oracle_name(name: str, limit: int) -> str:
     return name[: limit - _HASH_LEN - 1] + "_" + digest
 
 
-def dialect_for(name: str, max_identifier_length: int | None = None,
-                oracle_compat: str = "19") -> Dialect:
+def dialect_for(
+    name: str, max_identifier_length: int | None = None, oracle_compat: str = "19"
+) -> Dialect:
     """A SQLAlchemy dialect by name, without a driver or a server.
 
     Oracle before 23 has no BOOLEAN column type; SQLAlchemy, not knowing the server,
@@ -53,9 +54,14 @@ def dialect_for(name: str, max_identifier_length: int | None = None,
     """
     from sqlalchemy.dialects import mssql, mysql, oracle, postgresql, sqlite
 
-    makers = {"mssql": mssql.dialect, "mysql": mysql.dialect, "mariadb": mysql.dialect,
-              "postgresql": postgresql.dialect, "oracle": oracle.dialect,
-              "sqlite": sqlite.dialect}
+    makers = {
+        "mssql": mssql.dialect,
+        "mysql": mysql.dialect,
+        "mariadb": mysql.dialect,
+        "postgresql": postgresql.dialect,
+        "oracle": oracle.dialect,
+        "sqlite": sqlite.dialect,
+    }
     if name not in makers:
         raise ConfigError(f"unknown dialect {name!r}; choose one of {', '.join(DIALECTS)}")
     dialect: Dialect = makers[name]()
@@ -72,8 +78,9 @@ def _version(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(p) for p in text.split("."))
     except ValueError:
-        raise ConfigError(f"--oracle-compat wants a version like 11, 12.1 or 19, "
-                          f"got {text!r}") from None
+        raise ConfigError(
+            f"--oracle-compat wants a version like 11, 12.1 or 19, got {text!r}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -148,23 +155,32 @@ class NameMapper:
     def _claim(space: dict[str, str], short: str, name: str, what: str) -> None:
         other = space.setdefault(short, name)
         if other != name:
-            raise SchemaError(f"{name} and {other} both become the {what} {short} after "
-                              "shortening to the identifier limit; rename one of them")
+            raise SchemaError(
+                f"{name} and {other} both become the {what} {short} after "
+                "shortening to the identifier limit; rename one of them"
+            )
 
 
-def event_table(table: TableDef, metadata: MetaData, opts: DdlOptions,
-                names: NameMapper | None = None) -> Table:
+def event_table(
+    table: TableDef, metadata: MetaData, opts: DdlOptions, names: NameMapper | None = None
+) -> Table:
     """The dialect's ``Table`` for a schema table: shortened names, keys kept long."""
     names = names or NameMapper(opts.name_limit)
     cols = names.column_names(table)
-    out = build_table(table, metadata, name=names.object_name(table.name),
-                      name_map=cols.__getitem__, identity=opts.identity)
+    out = build_table(
+        table,
+        metadata,
+        name=names.object_name(table.name),
+        name_map=cols.__getitem__,
+        identity=opts.identity,
+    )
     out.info[SCHEMA_NAME] = table.name
     return out
 
 
-def system_tables(metadata: MetaData, opts: DdlOptions,
-                  names: NameMapper | None = None) -> list[Table]:
+def system_tables(
+    metadata: MetaData, opts: DdlOptions, names: NameMapper | None = None
+) -> list[Table]:
     """The ledger, unknown-event and dead-letter tables, index names shortened if needed."""
     names = names or NameMapper(opts.name_limit)
     tables = list(build_system_tables(metadata, identity=opts.identity).values())
@@ -183,8 +199,9 @@ def _with_schema(tables: list[Table], schema: str | None) -> list[Table]:
     return [t.to_metadata(md, schema=schema) for t in tables]
 
 
-def build_tables(tables: Iterable[TableDef], opts: DdlOptions,
-                 include_system: bool = True) -> tuple[list[Table], NameMapper]:
+def build_tables(
+    tables: Iterable[TableDef], opts: DdlOptions, include_system: bool = True
+) -> tuple[list[Table], NameMapper]:
     """Every ``Table`` to create, and the name mapping that shortening made."""
     names = NameMapper(opts.name_limit)
     md = MetaData()
@@ -258,7 +275,8 @@ class DdlScript:
     def render(self, title: str = "") -> str:
         """The script as a file: a header (what, when, name mapping), then the statements."""
         return header(self.dialect, title, self.name_map) + "".join(
-            terminate(s) + "\n\n" for s in self.statements)
+            terminate(s) + "\n\n" for s in self.statements
+        )
 
 
 def terminate(statement: str) -> str:
@@ -274,14 +292,20 @@ def header(dialect: str, title: str, name_map: dict[str, str]) -> str:
     if title:
         lines.append(f"-- {title}")
     if name_map:
-        lines.append("-- names shortened to the identifier limit (schema name -> database name;"
-                     " first limit-9 characters, '_', 8 hex digits of SHA-1):")
+        lines.append(
+            "-- names shortened to the identifier limit (schema name -> database name;"
+            " first limit-9 characters, '_', 8 hex digits of SHA-1):"
+        )
         lines += [f"--   {long} -> {short}" for long, short in sorted(name_map.items())]
     return "\n".join(lines) + "\n\n"
 
 
-def generate(tables: Sequence[TableDef], opts: DdlOptions, drop_existing: bool = False,
-             only: set[str] | None = None) -> DdlScript:
+def generate(
+    tables: Sequence[TableDef],
+    opts: DdlOptions,
+    drop_existing: bool = False,
+    only: set[str] | None = None,
+) -> DdlScript:
     """The DDL for ``tables`` plus the system tables; ``only`` limits it to those names."""
     dialect = dialect_for(opts.dialect, opts.name_limit, opts.oracle_compat)
     sa_tables, names = build_tables(tables, opts)
@@ -295,8 +319,9 @@ def generate(tables: Sequence[TableDef], opts: DdlOptions, drop_existing: bool =
     return DdlScript(opts.dialect, statements, names.mapping, [t.name for t in chosen])
 
 
-def apply(engine: Engine, tables: Sequence[TableDef], opts: DdlOptions,
-          drop_existing: bool = False) -> DdlScript:
+def apply(
+    engine: Engine, tables: Sequence[TableDef], opts: DdlOptions, drop_existing: bool = False
+) -> DdlScript:
     """Create what is missing (or, with ``drop_existing``, everything afresh); returns what ran."""
     sa_tables, names = build_tables(tables, opts)
     with engine.connect() as conn:

@@ -19,10 +19,17 @@ DEFAULT_FILE = Path("cfg/database.yml")
 
 # LEDbelly's Sequel adapters, and plain names, to SQLAlchemy dialect+driver.
 _ADAPTERS = {
-    "postgres": "postgresql", "postgresql": "postgresql", "pg": "postgresql",
-    "mysql": "mysql", "mysql2": "mysql", "mariadb": "mariadb",
-    "tinytds": "mssql", "sqlserver": "mssql", "mssql": "mssql",
-    "oracle": "oracle", "sqlite": "sqlite",
+    "postgres": "postgresql",
+    "postgresql": "postgresql",
+    "pg": "postgresql",
+    "mysql": "mysql",
+    "mysql2": "mysql",
+    "mariadb": "mariadb",
+    "tinytds": "mssql",
+    "sqlserver": "mssql",
+    "mssql": "mssql",
+    "oracle": "oracle",
+    "sqlite": "sqlite",
 }
 
 
@@ -42,8 +49,11 @@ def normalize_url(raw: str | URL) -> URL:
         raise ConfigError(f"not a database URL: {exc}") from None
     backend, _, driver = url.drivername.partition("+")
     if backend in ("postgres", "postgresql") and not driver:
-        url = url.set(drivername="postgresql+psycopg2" if _has("psycopg2") or not _has("psycopg")
-                      else "postgresql+psycopg")
+        url = url.set(
+            drivername="postgresql+psycopg2"
+            if _has("psycopg2") or not _has("psycopg")
+            else "postgresql+psycopg"
+        )
     elif backend in ("mysql", "mariadb"):
         if not driver:
             url = url.set(drivername=f"{backend}+mysqldb")
@@ -68,8 +78,7 @@ def url_from_yaml(path: Path) -> URL:
         return normalize_url(str(doc["url"]))
     adapter = str(doc.get("adapter", "")).lower()
     if adapter not in _ADAPTERS:
-        raise ConfigError(f"{path}: adapter must be one of {sorted(_ADAPTERS)}, "
-                          f"got {adapter!r}")
+        raise ConfigError(f"{path}: adapter must be one of {sorted(_ADAPTERS)}, got {adapter!r}")
     backend = _ADAPTERS[adapter]
     if backend == "sqlite":
         return normalize_url(f"sqlite:///{doc.get('data') or doc.get('database') or 'ledbelly.db'}")
@@ -134,8 +143,9 @@ def open_engine(url: URL, pool_size: int = 5) -> Engine:
     if url.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
     else:
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
-                      pool_timeout=30)
+        kwargs.update(
+            pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, pool_timeout=30
+        )
         if url.get_backend_name() == "postgresql" or url.get_backend_name() in ("mysql", "mariadb"):
             kwargs["connect_args"] = {"connect_timeout": 10}
     engine = create_engine(url, **kwargs)

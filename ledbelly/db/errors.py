@@ -33,8 +33,9 @@ _MYSQL_TRANSIENT = frozenset([1040, 1053, 1205, 1213, 1927, 4031])
 _MYSQL_OPERATOR = frozenset([1036, 1044, 1045, 1049, 1054, 1142, 1143, 1146, 1290])
 
 # Oracle ORA- numbers: deadlock, busy, lost or refused connections, starting or stopping.
-_ORACLE_TRANSIENT = frozenset([54, 60, 1033, 1034, 1089, 3113, 3114, 3135, 12170, 12514,
-                               12541, 12543, 25408])
+_ORACLE_TRANSIENT = frozenset(
+    [54, 60, 1033, 1034, 1089, 3113, 3114, 3135, 12170, 12514, 12541, 12543, 25408]
+)
 # Table or view missing, invalid identifier (column), insufficient privileges, read-only
 # database, invalid login, no quota on the tablespace.
 _ORACLE_OPERATOR = frozenset([904, 942, 1017, 1031, 1950, 16000])
@@ -81,11 +82,17 @@ def _verdict(orig: BaseException) -> str:
     first = args[0] if args else None
     sqlstate = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
     if isinstance(sqlstate, str) and sqlstate:  # psycopg2, psycopg
-        return _by_code(sqlstate, _PG_TRANSIENT, _PG_OPERATOR,
-                        sqlstate[:2] in _PG_TRANSIENT_CLASSES,
-                        sqlstate[:2] in _PG_OPERATOR_CLASSES)
-    if module in ("psycopg2", "psycopg") and type(orig).__name__ in ("OperationalError",
-                                                                      "InterfaceError"):
+        return _by_code(
+            sqlstate,
+            _PG_TRANSIENT,
+            _PG_OPERATOR,
+            sqlstate[:2] in _PG_TRANSIENT_CLASSES,
+            sqlstate[:2] in _PG_OPERATOR_CLASSES,
+        )
+    if module in ("psycopg2", "psycopg") and type(orig).__name__ in (
+        "OperationalError",
+        "InterfaceError",
+    ):
         return "transient"  # no SQLSTATE: the connection itself failed
     if isinstance(first, int) and not isinstance(first, bool):  # mysqlclient, PyMySQL
         return _by_code(first, _MYSQL_TRANSIENT, _MYSQL_OPERATOR, 2000 <= first < 3000, False)
@@ -95,8 +102,7 @@ def _verdict(orig: BaseException) -> str:
     if module == "pyodbc" and isinstance(first, str):
         state = first[:5]
         operator = state == "42000" and "permission" in text
-        return _by_code(state, _ODBC_TRANSIENT, _ODBC_OPERATOR, state.startswith("08"),
-                        operator)
+        return _by_code(state, _ODBC_TRANSIENT, _ODBC_OPERATOR, state.startswith("08"), operator)
     if type(orig).__name__ == "OperationalError":  # sqlite3
         if any(w in text for w in _SQLITE_OPERATOR):
             return "operator"
@@ -105,8 +111,13 @@ def _verdict(orig: BaseException) -> str:
     return "row"
 
 
-def _by_code(code: object, transient: frozenset[Any], operator: frozenset[Any],
-             transient_class: bool, operator_class: bool) -> str:
+def _by_code(
+    code: object,
+    transient: frozenset[Any],
+    operator: frozenset[Any],
+    transient_class: bool,
+    operator_class: bool,
+) -> str:
     if code in operator or operator_class:
         return "operator"
     if code in transient or transient_class:
@@ -116,12 +127,12 @@ def _by_code(code: object, transient: frozenset[Any], operator: frozenset[Any],
 
 def _is_dbapi_error(exc: BaseException) -> bool:
     """A PEP 249 driver error: every driver's errors derive from its own ``Error``."""
-    return any(c.__name__ == "Error" and c.__module__.split(".")[0] in _DRIVERS
-               for c in type(exc).__mro__)
+    return any(
+        c.__name__ == "Error" and c.__module__.split(".")[0] in _DRIVERS for c in type(exc).__mro__
+    )
 
 
-_DRIVERS = frozenset(["psycopg2", "psycopg", "MySQLdb", "pymysql", "sqlite3", "pyodbc",
-                      "oracledb"])
+_DRIVERS = frozenset(["psycopg2", "psycopg", "MySQLdb", "pymysql", "sqlite3", "pyodbc", "oracledb"])
 
 
 def _first_line(err: BaseException) -> str:

@@ -34,18 +34,28 @@ from ledbelly.schema.model import Catalog, TableDef
 from ledbelly.schema.patch import Patch, apply_patch, suggest, write_table_file
 from ledbelly.transform.processor import Processor
 
-__all__ = ["MODES", "AlterPlan", "Evolver", "Patch", "TableChange", "apply_alter",
-           "apply_patch", "plan_alter", "replay_unknown", "suggest"]
+__all__ = [
+    "MODES",
+    "AlterPlan",
+    "Evolver",
+    "Patch",
+    "TableChange",
+    "apply_alter",
+    "apply_patch",
+    "plan_alter",
+    "replay_unknown",
+    "suggest",
+]
 
 # The values of ``schema_evolution`` (run configuration) and ``--schema-evolution``.
 MODES = ("off", "add_columns", "add_columns_and_tables")
 # MySQL's TEXT family by capacity; other dialects' unbounded types have no length.
-_MYSQL_TEXT = {"TINYTEXT": 255, "TEXT": 65_535, "MEDIUMTEXT": 16_777_215,
-               "LONGTEXT": 4_294_967_295}
+_MYSQL_TEXT = {"TINYTEXT": 255, "TEXT": 65_535, "MEDIUMTEXT": 16_777_215, "LONGTEXT": 4_294_967_295}
 _UNBOUNDED = float("inf")
 
 
 # ----- comparing with the database ---------------------------------------------------------
+
 
 @dataclass
 class TableChange:
@@ -76,8 +86,12 @@ class AlterPlan:
         return "\n".join(out) + "\n" if out else ""
 
 
-def plan_alter(engine: Engine, tables: Sequence[TableDef], opts: DdlOptions | None = None,
-               include_system: bool = True) -> AlterPlan:
+def plan_alter(
+    engine: Engine,
+    tables: Sequence[TableDef],
+    opts: DdlOptions | None = None,
+    include_system: bool = True,
+) -> AlterPlan:
     """The statements that bring the database up to ``tables`` (and the system tables)."""
     opts = opts or DdlOptions.for_engine(engine)
     sa_tables, _ = build_tables(tables, opts, include_system)
@@ -88,8 +102,9 @@ def plan_alter(engine: Engine, tables: Sequence[TableDef], opts: DdlOptions | No
         existing = {n.lower() for n in insp.get_table_names(schema=opts.schema)}
         for t in sa_tables:
             if t.name.lower() not in existing:
-                change = TableChange(t.name, create_statements(t, dialect, opts),
-                                     [f"{t.name}: new table"])
+                change = TableChange(
+                    t.name, create_statements(t, dialect, opts), [f"{t.name}: new table"]
+                )
             else:
                 live = insp.get_columns(t.name, schema=opts.schema)
                 change = _compare(t, live, dialect)
@@ -111,8 +126,9 @@ def _compare(table: Table, live: list[Any], dialect: Dialect) -> TableChange:
         found = have.pop(col.name.lower(), None)
         if found is None:
             if col.primary_key:
-                change.remarks.append(f"{table.name}.{col.name}: the key column is missing "
-                                      "(recreate the table)")
+                change.remarks.append(
+                    f"{table.name}.{col.name}: the key column is missing (recreate the table)"
+                )
             else:
                 clauses.append(("add", _spec(col, dialect)))
                 change.remarks.append(f"{table.name}.{col.name}: new column")
@@ -121,12 +137,15 @@ def _compare(table: Table, live: list[Any], dialect: Dialect) -> TableChange:
         if verdict == "widen":
             clause = _widen_clause(col, dialect)
             if clause is None:
-                change.remarks.append(f"{table.name}.{col.name}: {dialect.name} cannot widen "
-                                      f"{found['type']} to {_type_sql(col, dialect)} in place")
+                change.remarks.append(
+                    f"{table.name}.{col.name}: {dialect.name} cannot widen "
+                    f"{found['type']} to {_type_sql(col, dialect)} in place"
+                )
             else:
                 clauses.append(("modify", clause))
-                change.remarks.append(f"{table.name}.{col.name}: widen {found['type']} to "
-                                      f"{_type_sql(col, dialect)}")
+                change.remarks.append(
+                    f"{table.name}.{col.name}: widen {found['type']} to {_type_sql(col, dialect)}"
+                )
         elif verdict:
             change.remarks.append(f"{table.name}.{col.name}: {verdict} (left alone)")
     for name in have:
@@ -147,9 +166,10 @@ def _capacity(t: sqltypes.TypeEngine[Any], dialect: Dialect) -> float:
     return _UNBOUNDED if length in (None, "max") else float(length)
 
 
-def _type_verdict(want: sqltypes.TypeEngine[Any], have: sqltypes.TypeEngine[Any],
-                  dialect: Dialect) -> str:
-    """"widen", "" (fine as it is) or why the types differ in a way ledbelly leaves alone."""
+def _type_verdict(
+    want: sqltypes.TypeEngine[Any], have: sqltypes.TypeEngine[Any], dialect: Dialect
+) -> str:
+    """ "widen", "" (fine as it is) or why the types differ in a way ledbelly leaves alone."""
     if dialect.name == "sqlite" or isinstance(want, sqltypes.Boolean | sqltypes.DateTime):
         return ""  # SQLite enforces neither lengths nor integer sizes
     if isinstance(want, sqltypes.String):
@@ -158,10 +178,12 @@ def _type_verdict(want: sqltypes.TypeEngine[Any], have: sqltypes.TypeEngine[Any]
         return "widen" if _capacity(have, dialect) < _capacity(want, dialect) else ""
     if isinstance(want, sqltypes.Integer):
         if not isinstance(have, sqltypes.Integer):
-            return "" if isinstance(have, sqltypes.Numeric) else \
-                f"the database has {have}, the schema an integer"
-        small = isinstance(have, sqltypes.SmallInteger) or not isinstance(
-            have, sqltypes.BigInteger)
+            return (
+                ""
+                if isinstance(have, sqltypes.Numeric)
+                else f"the database has {have}, the schema an integer"
+            )
+        small = isinstance(have, sqltypes.SmallInteger) or not isinstance(have, sqltypes.BigInteger)
         return "widen" if isinstance(want, sqltypes.BigInteger) and small else ""
     if isinstance(want, sqltypes.Float):
         return "widen" if isinstance(have, sqltypes.Integer) else ""
@@ -189,8 +211,7 @@ def _widen_clause(col: Column[Any], dialect: Dialect) -> str | None:
     return f"MODIFY COLUMN {_spec(col, dialect)}"
 
 
-def _alter_statements(table: Table, clauses: list[tuple[str, str]],
-                      dialect: Dialect) -> list[str]:
+def _alter_statements(table: Table, clauses: list[tuple[str, str]], dialect: Dialect) -> list[str]:
     """One ALTER TABLE per table where the dialect allows it (one rebuild on MySQL)."""
     if not clauses:
         return []
@@ -216,6 +237,7 @@ def _add_clause(spec: str, dialect: Dialect) -> str:
 
 # ----- automatic evolution -----------------------------------------------------------------
 
+
 class Evolver:
     """Opt-in schema evolution at run time, like Kafka Connect's ``auto.evolve``/``auto.create``.
 
@@ -226,9 +248,16 @@ class Evolver:
     database refuses is logged once and not tried again by this process.
     """
 
-    def __init__(self, engine: Engine, catalog: Catalog, overlay_dir: Path, logs: EventLogs,
-                 mode: str = "off", on_change: Callable[[TableDef], None] | None = None,
-                 opts: DdlOptions | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        catalog: Catalog,
+        overlay_dir: Path,
+        logs: EventLogs,
+        mode: str = "off",
+        on_change: Callable[[TableDef], None] | None = None,
+        opts: DdlOptions | None = None,
+    ) -> None:
         if mode not in MODES:
             raise ConfigError(f"schema_evolution must be one of {', '.join(MODES)}, got {mode!r}")
         self.engine = engine
@@ -259,13 +288,19 @@ class Evolver:
             return None
         with self._lock:
             current = self.catalog.tables.get(table.name, table)
-            samples = {k: v if isinstance(v, list) else [v] for k, v in fields.items()
-                       if (table.name, k) not in self._refused}
+            samples = {
+                k: v if isinstance(v, list) else [v]
+                for k, v in fields.items()
+                if (table.name, k) not in self._refused
+            }
             new, added = add_fields(current, samples)
             if not added:
                 return None
-            return self._commit(new, f"{table.name}: added columns {', '.join(added)}",
-                                [(table.name, k) for k in samples])
+            return self._commit(
+                new,
+                f"{table.name}: added columns {', '.join(added)}",
+                [(table.name, k) for k in samples],
+            )
 
     def widen(self, table: TableDef, column: str, needed_size: int) -> TableDef | None:
         """A string column widened (with headroom) for a value of ``needed_size``."""
@@ -279,11 +314,15 @@ class Evolver:
             col = new.column(column)
             assert col is not None
             size = f"size {col.size}" if col.type == "string" else "text"
-            return self._commit(new, f"{table.name}.{column}: widened to {size} for a value "
-                                f"of {needed_size}", [(table.name, column)])
+            return self._commit(
+                new,
+                f"{table.name}.{column}: widened to {size} for a value of {needed_size}",
+                [(table.name, column)],
+            )
 
-    def create_table(self, fmt: str, event_name: str,
-                     flat_sample: dict[str, Any]) -> TableDef | None:
+    def create_table(
+        self, fmt: str, event_name: str, flat_sample: dict[str, Any]
+    ) -> TableDef | None:
         """A new table for an unknown event type, its columns inferred from one event."""
         if not self.creates_tables or (fmt, event_name) in self._refused:
             return None
@@ -291,8 +330,12 @@ class Evolver:
             new = infer_table(self.catalog, fmt, event_name, [flat_sample])
             if new.name in self.catalog.tables:
                 return self.catalog.tables[new.name]
-            return self._commit(new, f"{new.name}: new table for {fmt} event {event_name} "
-                                f"with {len(new.columns)} columns", [(fmt, event_name)])
+            return self._commit(
+                new,
+                f"{new.name}: new table for {fmt} event {event_name} "
+                f"with {len(new.columns)} columns",
+                [(fmt, event_name)],
+            )
 
     def _commit(self, new: TableDef, what: str, keys: list[tuple[str, str]]) -> TableDef | None:
         try:
@@ -303,8 +346,12 @@ class Evolver:
             self._refused.update(keys)
             self.logs.schema_change(f"FAILED {what}: {str(exc).splitlines()[0][:300]}")
             return None
-        description = None if new.path else f"{new.format} event {new.event}: added by " \
+        description = (
+            None
+            if new.path
+            else f"{new.format} event {new.event}: added by "
             "ledbelly schema evolution; review, then merge with 'ledbelly schema suggest/apply'"
+        )
         path = write_table_file(new, self.overlay_dir, description)
         new = replace(new, path=path)
         self.catalog.tables[new.name] = new
@@ -316,6 +363,7 @@ class Evolver:
 
 # ----- replaying stored unknown events -----------------------------------------------------
 
+
 def replay_unknown(sink: Sink, processor: Processor, table: TableDef) -> int:
     """Move stored unknown events of ``table``'s event type into it, now that it exists.
 
@@ -326,10 +374,11 @@ def replay_unknown(sink: Sink, processor: Processor, table: TableDef) -> int:
     system = sink.tables.system
     unknown, ledger = system[UNKNOWN_TABLE], system[LEDGER]
     with sink.engine.connect() as conn:
-        stored = conn.execute(select(unknown.c.id, unknown.c.message_id, unknown.c.event_name,
-                                     unknown.c.raw_body)
-                              .where(unknown.c.event_name == table.event)
-                              .where(unknown.c.format == table.format)).all()
+        stored = conn.execute(
+            select(unknown.c.id, unknown.c.message_id, unknown.c.event_name, unknown.c.raw_body)
+            .where(unknown.c.event_name == table.event)
+            .where(unknown.c.format == table.format)
+        ).all()
     replayed = 0
     now = datetime.now(UTC).replace(tzinfo=None)
     for row in stored:
@@ -342,9 +391,18 @@ def replay_unknown(sink: Sink, processor: Processor, table: TableDef) -> int:
             conn.execute(delete(ledger).where(ledger.c.message_id == row.message_id))
             for name, values in outcome.rows:
                 sink.insert_rows(conn, sink.tables.table_by_name(name), [values])
-            sink.insert_rows(conn, ledger, [{
-                "message_id": row.message_id, "event_name": row.event_name,
-                "target_table": outcome.table, "outcome": Kind.INSERTED.value,
-                "processed_at": now}])
+            sink.insert_rows(
+                conn,
+                ledger,
+                [
+                    {
+                        "message_id": row.message_id,
+                        "event_name": row.event_name,
+                        "target_table": outcome.table,
+                        "outcome": Kind.INSERTED.value,
+                        "processed_at": now,
+                    }
+                ],
+            )
         replayed += 1
     return replayed

@@ -24,13 +24,15 @@ log = logging.getLogger(__name__)
 class LiveTables:
     """The catalog's tables as one database has them (reflection cached, thread-safe)."""
 
-    def __init__(self, engine: Engine, catalog: Catalog, create_missing: bool | None = None
-                 ) -> None:
+    def __init__(
+        self, engine: Engine, catalog: Catalog, create_missing: bool | None = None
+    ) -> None:
         self.engine = engine
         self.catalog = catalog
         self.dialect = engine.dialect.name
-        self.create_missing = (self.dialect == "sqlite") if create_missing is None \
-            else create_missing
+        self.create_missing = (
+            (self.dialect == "sqlite") if create_missing is None else create_missing
+        )
         self.metadata = MetaData()
         self.system = build_system_tables(self.metadata)
         self._tables: dict[str, Table] = {}
@@ -48,7 +50,8 @@ class LiveTables:
                         names = ", ".join(t.name for t in missing_system)
                         raise PermanentError(
                             f"tables {names} are missing; run with --create-missing or apply "
-                            "'ledbelly create-tables' first")
+                            "'ledbelly create-tables' first"
+                        )
                     for t in missing_system:
                         t.create(conn, checkfirst=True)
                     conn.commit()
@@ -98,8 +101,9 @@ class LiveTables:
         mapped back); SQLAlchemy's tables are built only where names differ."""
         lowered = {name.lower() for name in live}
         if self.dialect == "oracle":
-            return frozenset(c.key for c in self.sa_table(table).columns
-                             if c.name.lower() in lowered)
+            return frozenset(
+                c.key for c in self.sa_table(table).columns if c.name.lower() in lowered
+            )
         return frozenset(c.name for c in table.columns if c.name.lower() in lowered)
 
     def db_name(self, table: TableDef) -> str:
@@ -193,9 +197,9 @@ class LiveTables:
 # defaults and comments, which took 0.16 s for ledbelly's 138 tables on PostgreSQL.
 _COLUMN_NAMES_SQL = {
     "postgresql": "SELECT table_name, column_name FROM information_schema.columns "
-                  "WHERE table_schema = current_schema()",
+    "WHERE table_schema = current_schema()",
     "mysql": "SELECT table_name, column_name FROM information_schema.columns "
-             "WHERE table_schema = DATABASE()",
+    "WHERE table_schema = DATABASE()",
 }
 
 

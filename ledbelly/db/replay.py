@@ -48,15 +48,18 @@ class ReplayReport:
 
     def render(self, dry_run: bool) -> list[str]:
         verb = ("would move", "would stay") if dry_run else ("moved", "stayed")
-        lines = [f"{verb[0]} {sum(self.moved.values())}, {verb[1]} "
-                 f"{sum(self.stayed.values())}, already inserted {self.skipped}"]
+        lines = [
+            f"{verb[0]} {sum(self.moved.values())}, {verb[1]} "
+            f"{sum(self.stayed.values())}, already inserted {self.skipped}"
+        ]
         for label, counts in zip(verb, (self.moved, self.stayed), strict=True):
             lines += [f"  {label}: {name} {n}" for name, n in sorted(counts.items())]
         return lines
 
 
-def parked(engine: Engine, pipeline: Pipeline, kind: Kind, wanted: ReplayFilter
-           ) -> Iterator[Message]:
+def parked(
+    engine: Engine, pipeline: Pipeline, kind: Kind, wanted: ReplayFilter
+) -> Iterator[Message]:
     """Parked messages of ``kind`` (dead letters or unknown events) as ``Message``s."""
     system = pipeline.tables.system
     table: Table = system[DEAD_LETTERS if kind == Kind.DEAD_LETTER else UNKNOWN_TABLE]
@@ -70,8 +73,11 @@ def parked(engine: Engine, pipeline: Pipeline, kind: Kind, wanted: ReplayFilter
         if target is not None and kind == Kind.UNKNOWN:
             query = query.where(table.c.event_name == target.event)
         else:
-            query = query.where(table.c.message_id.in_(
-                select(ledger.c.message_id).where(ledger.c.target_table == wanted.table)))
+            query = query.where(
+                table.c.message_id.in_(
+                    select(ledger.c.message_id).where(ledger.c.target_table == wanted.table)
+                )
+            )
     if wanted.since:
         query = query.where(when >= wanted.since)
     if wanted.limit:
@@ -79,12 +85,12 @@ def parked(engine: Engine, pipeline: Pipeline, kind: Kind, wanted: ReplayFilter
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     for message_id, event_name, raw_body in rows:
-        yield Message(message_id, raw_body or "", {"event_name": event_name} if event_name
-                      else {})
+        yield Message(message_id, raw_body or "", {"event_name": event_name} if event_name else {})
 
 
-def replay(pipeline: Pipeline, messages: Iterable[Message], dry_run: bool = False,
-           batch_size: int = 500) -> ReplayReport:
+def replay(
+    pipeline: Pipeline, messages: Iterable[Message], dry_run: bool = False, batch_size: int = 500
+) -> ReplayReport:
     """Process ``messages`` again and write them in replay mode; ``dry_run`` writes nothing."""
     report = ReplayReport()
     batch: list[Message] = []
@@ -97,8 +103,7 @@ def replay(pipeline: Pipeline, messages: Iterable[Message], dry_run: bool = Fals
             batch.clear()
             return
         outcomes = [pipeline.processor.process(m) for m in batch]
-        written = retry_transient(lambda: pipeline.sink.write(outcomes, replay=True),
-                                  attempts=4)
+        written = retry_transient(lambda: pipeline.sink.write(outcomes, replay=True), attempts=4)
         report.add(written.committed)
         report.skipped += len(written.duplicates)
         batch.clear()
@@ -116,5 +121,10 @@ def _inserted(pipeline: Pipeline, ids: list[str]) -> set[str]:
     """Which of ``ids`` the ledger already holds as inserted."""
     ledger = pipeline.tables.system[LEDGER]
     with pipeline.engine.connect() as conn:
-        return set(conn.execute(select(ledger.c.message_id).where(
-            ledger.c.message_id.in_(ids), ledger.c.outcome == Kind.INSERTED.value)).scalars())
+        return set(
+            conn.execute(
+                select(ledger.c.message_id).where(
+                    ledger.c.message_id.in_(ids), ledger.c.outcome == Kind.INSERTED.value
+                )
+            ).scalars()
+        )

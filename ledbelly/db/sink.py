@@ -52,8 +52,9 @@ class Sink:
         self.logs = logs
         self.dialect = tables.dialect
         self._bulk = inserter_for(self.dialect, self.engine.dialect.driver)
-        self._claims_with_returning = (self.dialect == "postgresql"
-                                       and self.engine.dialect.driver == "psycopg2")
+        self._claims_with_returning = (
+            self.dialect == "postgresql" and self.engine.dialect.driver == "psycopg2"
+        )
 
     # ----- writing ------------------------------------------------------------------------
 
@@ -96,8 +97,9 @@ class Sink:
             if o.kind == Kind.DEAD_LETTER:
                 self.log_dead_letter(o, None, o.rows)
 
-    def _claim(self, conn: Connection, outcomes: list[Outcome]
-               ) -> tuple[list[Outcome], list[Message]]:
+    def _claim(
+        self, conn: Connection, outcomes: list[Outcome]
+    ) -> tuple[list[Outcome], list[Message]]:
         """PostgreSQL: write the ledger first, ``ON CONFLICT DO NOTHING RETURNING``.
 
         One round trip both records the batch and finds the messages already recorded;
@@ -115,23 +117,35 @@ class Sink:
                 "processed_at) SELECT m, e, t, o, %s FROM unnest(%s::text[], %s::text[], "
                 "%s::text[], %s::text[]) AS b(m, e, t, o) "
                 "ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
-                (now, [r["message_id"] for r in rows], [r["event_name"] for r in rows],
-                 [r["target_table"] for r in rows], [r["outcome"] for r in rows]))
+                (
+                    now,
+                    [r["message_id"] for r in rows],
+                    [r["event_name"] for r in rows],
+                    [r["target_table"] for r in rows],
+                    [r["outcome"] for r in rows],
+                ),
+            )
             claimed = {r[0] for r in cur.fetchall()}
         finally:
             cur.close()
         return _first_of_each(outcomes, claimed)
 
-    def _dedupe(self, conn: Connection, outcomes: list[Outcome], replay: bool = False
-                ) -> tuple[list[Outcome], list[Message], dict[str, int]]:
+    def _dedupe(
+        self, conn: Connection, outcomes: list[Outcome], replay: bool = False
+    ) -> tuple[list[Outcome], list[Message], dict[str, int]]:
         """Fresh outcomes, duplicates, and (replaying) the attempts of parked messages,
         whose parked rows and ledger entries are deleted here to be written anew."""
         ledger = self.tables.system[LEDGER]
         ids = list({o.message.message_id for o in outcomes})
         seen: dict[str, str] = {}
         for chunk in _chunks(ids):
-            seen.update(conn.execute(select(ledger.c.message_id, ledger.c.outcome)
-                                     .where(ledger.c.message_id.in_(chunk))).all())
+            seen.update(
+                conn.execute(
+                    select(ledger.c.message_id, ledger.c.outcome).where(
+                        ledger.c.message_id.in_(chunk)
+                    )
+                ).all()
+            )
         parked = [m for m, kind in seen.items() if replay and kind != Kind.INSERTED.value]
         attempts = self._unpark(conn, parked) if parked else {}
         return (*_first_of_each(outcomes, set(ids) - set(seen) | set(parked)), attempts)
@@ -143,14 +157,22 @@ class Sink:
             table = self.tables.system[name]
             for chunk in _chunks(ids):
                 if name != LEDGER:
-                    for mid, n in conn.execute(select(table.c.message_id, table.c.attempts)
-                                               .where(table.c.message_id.in_(chunk))):
+                    for mid, n in conn.execute(
+                        select(table.c.message_id, table.c.attempts).where(
+                            table.c.message_id.in_(chunk)
+                        )
+                    ):
                         tried[mid] = max(tried.get(mid, 0), n or 1)
                 conn.execute(delete(table).where(table.c.message_id.in_(chunk)))
         return tried
 
-    def _insert(self, conn: Connection, outcomes: list[Outcome], ledger_done: bool = False,
-                attempts: dict[str, int] | None = None) -> None:
+    def _insert(
+        self,
+        conn: Connection,
+        outcomes: list[Outcome],
+        ledger_done: bool = False,
+        attempts: dict[str, int] | None = None,
+    ) -> None:
         now = _now()
         tried = attempts or {}
         by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -179,13 +201,26 @@ class Sink:
 
     # ----- dead letters -------------------------------------------------------------------
 
-    def _dead_letter_alone(self, outcome: Outcome, err: LedbellyError, exc: BaseException,
-                           report: WriteReport, replay: bool) -> None:
+    def _dead_letter_alone(
+        self,
+        outcome: Outcome,
+        err: LedbellyError,
+        exc: BaseException,
+        report: WriteReport,
+        replay: bool,
+    ) -> None:
         """One message the database refused: store it as a dead letter, with its reason."""
         failed_rows = outcome.rows
         reason = f"database refused the row: {err}"
-        dead = Outcome(outcome.message, Kind.DEAD_LETTER, outcome.event_name, outcome.format,
-                       outcome.table, event_time=outcome.event_time, error=reason)
+        dead = Outcome(
+            outcome.message,
+            Kind.DEAD_LETTER,
+            outcome.event_name,
+            outcome.format,
+            outcome.table,
+            event_time=outcome.event_time,
+            error=reason,
+        )
         for attempt in range(2):
             try:
                 with self.engine.begin() as conn:
@@ -207,14 +242,22 @@ class Sink:
         report.committed.append(dead)
         self.log_dead_letter(dead, getattr(exc, "statement", None), failed_rows)
 
-    def log_dead_letter(self, outcome: Outcome, statement: str | None = None,
-                        rows: list[tuple[str, dict[str, Any]]] | None = None) -> None:
+    def log_dead_letter(
+        self,
+        outcome: Outcome,
+        statement: str | None = None,
+        rows: list[tuple[str, dict[str, Any]]] | None = None,
+    ) -> None:
         """The one place a dead letter is logged: its error, and its message for replay."""
         rows = rows or []
         msg = outcome.message
         sql = self._recovery_sql(rows) if rows else None
-        self.logs.error(outcome.event_name or "?", outcome.error or "", statement,
-                        {name: row for name, row in rows} if rows else msg.body[:2000])
+        self.logs.error(
+            outcome.event_name or "?",
+            outcome.error or "",
+            statement,
+            {name: row for name, row in rows} if rows else msg.body[:2000],
+        )
         self.logs.recovery(sqs_form(msg), sql)
 
     def _recovery_sql(self, rows: list[tuple[str, dict[str, Any]]]) -> str:
@@ -222,8 +265,14 @@ class Sink:
         for name, row in rows:
             stmt = insert(self.tables.table_by_name(name)).values(**row)
             try:
-                parts.append(str(stmt.compile(dialect=self.engine.dialect,
-                                              compile_kwargs={"literal_binds": True})) + ";")
+                parts.append(
+                    str(
+                        stmt.compile(
+                            dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}
+                        )
+                    )
+                    + ";"
+                )
             except (sa_exc.SQLAlchemyError, NotImplementedError, TypeError, ValueError):
                 parts.append(f"-- {name}: {row!r}")
         return "\n".join(parts)
@@ -231,11 +280,12 @@ class Sink:
 
 def _chunks(ids: list[str], size: int = 900) -> list[list[str]]:
     """Lists short enough for an ``IN (...)`` on every database (SQLite allows 999)."""
-    return [ids[i:i + size] for i in range(0, len(ids), size)]
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
-def _first_of_each(outcomes: list[Outcome], new_ids: set[str]
-                   ) -> tuple[list[Outcome], list[Message]]:
+def _first_of_each(
+    outcomes: list[Outcome], new_ids: set[str]
+) -> tuple[list[Outcome], list[Message]]:
     """Split a batch: the first outcome of each id in ``new_ids`` is fresh, all else a
     duplicate (already in the ledger, or repeated within the batch)."""
     fresh: list[Outcome] = []
@@ -259,20 +309,35 @@ def _name(value: str | None) -> str | None:
 
 
 def _ledger_row(o: Outcome, now: datetime) -> dict[str, Any]:
-    return {"message_id": o.message.message_id, "event_name": _name(o.event_name),
-            "target_table": o.table if o.kind != Kind.UNKNOWN else None, "outcome": o.kind.value,
-            "processed_at": now}
+    return {
+        "message_id": o.message.message_id,
+        "event_name": _name(o.event_name),
+        "target_table": o.table if o.kind != Kind.UNKNOWN else None,
+        "outcome": o.kind.value,
+        "processed_at": now,
+    }
 
 
 def _unknown_row(o: Outcome, now: datetime) -> dict[str, Any]:
-    return {"message_id": o.message.message_id, "event_name": _name(o.event_name),
-            "format": o.format, "event_time": o.event_time, "received_at": now,
-            "reason": _name(o.error), "raw_body": clean_text(o.message.body)}
+    return {
+        "message_id": o.message.message_id,
+        "event_name": _name(o.event_name),
+        "format": o.format,
+        "event_time": o.event_time,
+        "received_at": now,
+        "reason": _name(o.error),
+        "raw_body": clean_text(o.message.body),
+    }
 
 
 def _dead_letter_row(o: Outcome, error: str, now: datetime) -> dict[str, Any]:
-    return {"message_id": o.message.message_id, "event_name": _name(o.event_name),
-            "error": clean_text(error), "raw_body": clean_text(o.message.body), "failed_at": now}
+    return {
+        "message_id": o.message.message_id,
+        "event_name": _name(o.event_name),
+        "error": clean_text(error),
+        "raw_body": clean_text(o.message.body),
+        "failed_at": now,
+    }
 
 
 def _unstorable_copy(msg: Message) -> Message:
@@ -280,5 +345,11 @@ def _unstorable_copy(msg: Message) -> Message:
     from ledbelly.message import body_hash
 
     note = f"(body not storable; {body_hash(msg.body)}; see log/sql-recovery.jsonl)"
-    return Message(msg.message_id, note, dict(msg.attributes), handle=msg.handle,
-                   queue=msg.queue, received_at=msg.received_at)
+    return Message(
+        msg.message_id,
+        note,
+        dict(msg.attributes),
+        handle=msg.handle,
+        queue=msg.queue,
+        received_at=msg.received_at,
+    )

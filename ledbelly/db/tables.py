@@ -60,8 +60,7 @@ def long_text(multibyte: bool = True) -> TypeEngine[Any]:
     """Unbounded text: LONGTEXT on MySQL (TEXT stops at 64 KB), NVARCHAR(MAX)/CLOB elsewhere."""
     base: TypeEngine[Any] = UnicodeText() if multibyte else Text()
     on_mssql = mssql.NVARCHAR() if multibyte else mssql.VARCHAR()  # (max)
-    return (base.with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
-            .with_variant(on_mssql, "mssql"))
+    return base.with_variant(mysql.LONGTEXT(), "mysql", "mariadb").with_variant(on_mssql, "mssql")
 
 
 def id_type() -> TypeEngine[Any]:
@@ -89,13 +88,19 @@ def column_type(col: ColumnDef) -> TypeEngine[Any]:
 def _key_column(name: str, identity: bool, key: str | None = None) -> Column[object]:
     """The surrogate key; without ``identity`` a sequence and trigger fill it (Oracle 11)."""
     if identity:
-        return Column(name, id_type(), Identity(start=1), key=key, primary_key=True,
-                      autoincrement=True)
+        return Column(
+            name, id_type(), Identity(start=1), key=key, primary_key=True, autoincrement=True
+        )
     return Column(name, id_type(), key=key, primary_key=True, autoincrement=True)
 
 
-def build_table(table: TableDef, metadata: MetaData, name: str | None = None,
-                name_map: NameMap | None = None, identity: bool = True) -> Table:
+def build_table(
+    table: TableDef,
+    metadata: MetaData,
+    name: str | None = None,
+    name_map: NameMap | None = None,
+    identity: bool = True,
+) -> Table:
     """The SQLAlchemy ``Table`` for a schema table; the primary key is an identity column.
 
     ``name_map`` renames columns in the database (Oracle's identifier limit) while each
@@ -118,7 +123,8 @@ def build_table(table: TableDef, metadata: MetaData, name: str | None = None,
 def build_system_tables(metadata: MetaData, identity: bool = True) -> dict[str, Table]:
     """The ledger, unknown-event and dead-letter tables that make delivery exactly-once."""
     ledger = Table(
-        LEDGER, metadata,
+        LEDGER,
+        metadata,
         Column("message_id", String(100), primary_key=True),
         Column("event_name", Unicode(255)),
         Column("target_table", String(128)),
@@ -128,7 +134,8 @@ def build_system_tables(metadata: MetaData, identity: bool = True) -> dict[str, 
         **MYSQL_TABLE_OPTIONS,
     )
     unknown = Table(
-        UNKNOWN, metadata,
+        UNKNOWN,
+        metadata,
         _key_column("id", identity),
         Column("message_id", String(100), nullable=False),
         Column("event_name", Unicode(255)),
@@ -144,7 +151,8 @@ def build_system_tables(metadata: MetaData, identity: bool = True) -> dict[str, 
         **MYSQL_TABLE_OPTIONS,
     )
     dead = Table(
-        DEAD_LETTERS, metadata,
+        DEAD_LETTERS,
+        metadata,
         _key_column("id", identity),
         Column("message_id", String(100), nullable=False),
         Column("event_name", Unicode(255)),

@@ -95,8 +95,9 @@ class ExtensionContext:
         (``--create-missing``, or SQLite); elsewhere that is a ``ConfigError``.
         """
         if name not in self.catalog.tables:
-            raise ConfigError(f"extension {self.name}: no schema for table {name} "
-                              "(it belongs in schemas/custom/)")
+            raise ConfigError(
+                f"extension {self.name}: no schema for table {name} (it belongs in schemas/custom/)"
+            )
         definition = self.catalog.tables[name]
         if engine.dialect.name == "oracle":
             from ledbelly.db.ddl import DdlOptions, event_table
@@ -104,14 +105,18 @@ class ExtensionContext:
             table = event_table(definition, MetaData(), DdlOptions.for_engine(engine))
         else:
             table = build_table(definition, MetaData())
-        create = (engine.dialect.name == "sqlite") if self.create_missing is None \
+        create = (
+            (engine.dialect.name == "sqlite")
+            if self.create_missing is None
             else self.create_missing
+        )
         with engine.connect() as conn:
             if not inspect(conn).has_table(table.name):
                 if not create:
                     raise ConfigError(
                         f"extension {self.name}: table {name} is missing; run with "
-                        "--create-missing or apply 'ledbelly create-tables' first")
+                        "--create-missing or apply 'ledbelly create-tables' first"
+                    )
                 table.create(conn, checkfirst=True)
                 conn.commit()
         return table
@@ -141,11 +146,11 @@ def load_extension(name: str) -> Extension:
     except ConfigError:
         raise
     except Exception as exc:  # an import error names the missing package
-        raise ConfigError(f"extension {name!r} ({ep.value}) cannot be loaded: "
-                          f"{type(exc).__name__}: {exc}") from exc
+        raise ConfigError(
+            f"extension {name!r} ({ep.value}) cannot be loaded: {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(instance, Extension):
-        raise ConfigError(f"extension {name!r} ({ep.value}) is not a "
-                          "ledbelly.extensions.Extension")
+        raise ConfigError(f"extension {name!r} ({ep.value}) is not a ledbelly.extensions.Extension")
     instance.name = name
     return instance
 
@@ -164,10 +169,15 @@ _STOP: Final = object()
 class ExtensionHost:
     """Runs the enabled extensions' hooks, each failure isolated, logged and counted."""
 
-    def __init__(self, extensions: Iterable[tuple[Extension, ExtensionContext]], *,
-                 log_interval: float = 60.0, queue_size: int = 64,
-                 drain_timeout: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        extensions: Iterable[tuple[Extension, ExtensionContext]],
+        *,
+        log_interval: float = 60.0,
+        queue_size: int = 64,
+        drain_timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._extensions = list(extensions)
         self.log_interval = log_interval
         self.queue_size = queue_size
@@ -183,8 +193,9 @@ class ExtensionHost:
         self.dropped: Counter[str] = Counter()  # batches not handed to after_commit (full)
 
     @classmethod
-    def load(cls, settings: Iterable[ExtensionSettings], context: ExtensionContext,
-             **options: Any) -> ExtensionHost:
+    def load(
+        cls, settings: Iterable[ExtensionSettings], context: ExtensionContext, **options: Any
+    ) -> ExtensionHost:
         """The extensions named in ``settings``, each with its own options in ``context``."""
         pairs = [(load_extension(s.name), context.for_extension(s)) for s in settings]
         return cls(pairs, **options)
@@ -256,8 +267,11 @@ class ExtensionHost:
             worker.join(max(0.0, deadline - time.monotonic()))
             if worker.is_alive():
                 busy.add(worker.extension.name)
-                log.warning("extension %s did not finish its queued batches within %.0f s; "
-                            "left running", worker.extension.name, self.drain_timeout)
+                log.warning(
+                    "extension %s did not finish its queued batches within %.0f s; left running",
+                    worker.extension.name,
+                    self.drain_timeout,
+                )
         active, self._active, self._before = self._active, [], []
         for ext in reversed(active):
             if ext.name in busy:
@@ -306,9 +320,16 @@ class ExtensionHost:
                 throttle.suppressed += 1
                 return
             suppressed, throttle.suppressed, throttle.last = throttle.suppressed, 0, now
-        more = (f" ({suppressed} more failures since the last report)" if suppressed else "")
-        log.error("extension %s failed in %s: %s: %s%s", name, hook, type(exc).__name__,
-                  exc, more, exc_info=exc)
+        more = f" ({suppressed} more failures since the last report)" if suppressed else ""
+        log.error(
+            "extension %s failed in %s: %s: %s%s",
+            name,
+            hook,
+            type(exc).__name__,
+            exc,
+            more,
+            exc_info=exc,
+        )
 
     def _dropped(self, name: str) -> None:
         with self._lock:
@@ -318,8 +339,11 @@ class ExtensionHost:
             if throttle.last is not None and now - throttle.last < self.log_interval:
                 return
             throttle.last = now
-        log.warning("extension %s is behind: a committed batch was not queued for it "
-                    "(%d so far)", name, self.dropped[name])
+        log.warning(
+            "extension %s is behind: a committed batch was not queued for it (%d so far)",
+            name,
+            self.dropped[name],
+        )
 
 
 def _overrides(ext: Extension, hook: str) -> bool:

@@ -100,13 +100,14 @@ def extensions_from_dict(doc: Mapping[str, Any]) -> tuple[ExtensionSettings, ...
             else:
                 found.setdefault(_name(item, "extensions"), {})
     else:
-        raise ConfigError("extensions must map names to options "
-                          f"(e.g. {{geoip: {{database: PATH}}}}), got {raw!r}")
+        raise ConfigError(
+            "extensions must map names to options "
+            f"(e.g. {{geoip: {{database: PATH}}}}), got {raw!r}"
+        )
     return tuple(ExtensionSettings(n, o) for n, o in found.items() if n not in off)
 
 
-def merge_extension_settings(*groups: Iterable[ExtensionSettings]
-                             ) -> tuple[ExtensionSettings, ...]:
+def merge_extension_settings(*groups: Iterable[ExtensionSettings]) -> tuple[ExtensionSettings, ...]:
     """Several sources into one list; a later source's options win for the same name."""
     merged: dict[str, dict[str, Any]] = {}
     for group in groups:
@@ -133,14 +134,18 @@ def load_extension_settings(path: Path) -> tuple[ExtensionSettings, ...]:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def configured_extensions(doc: Mapping[str, Any] | None,
-                          ledbelly_yml: Path | None = None) -> tuple[ExtensionSettings, ...]:
+def configured_extensions(
+    doc: Mapping[str, Any] | None, ledbelly_yml: Path | None = None
+) -> tuple[ExtensionSettings, ...]:
     """LEDbelly's ``cfg/ledbelly.yml`` (when there) and then ``doc`` (``cfg/sqs.yml``)."""
     path = LEDBELLY_YML if ledbelly_yml is None else ledbelly_yml
     from_file = load_extension_settings(path) if path.is_file() else ()
     doc = doc or {}
     raw = doc.get("extensions")
-    off = {canonical_name(k) for k, v in raw.items() if v is False} \
-        if isinstance(raw, Mapping) else set()
+    off = (
+        {canonical_name(k) for k, v in raw.items() if v is False}
+        if isinstance(raw, Mapping)
+        else set()
+    )
     merged = merge_extension_settings(from_file, extensions_from_dict(doc))
     return tuple(s for s in merged if s.name not in off)

@@ -68,8 +68,9 @@ def open_reader(path: Path, what: str = "database") -> Reader:
     try:
         import maxminddb
     except ImportError:
-        raise ConfigError("geoip needs the maxminddb package: "
-                          "pip install 'ledbelly[geoip]'") from None
+        raise ConfigError(
+            "geoip needs the maxminddb package: pip install 'ledbelly[geoip]'"
+        ) from None
     if not path.is_file():
         raise ConfigError(f"geoip: MaxMind {what} {path} does not exist")
     try:
@@ -97,8 +98,10 @@ def _database_path(options: Mapping[str, Any]) -> Path:
         if candidate.is_file():
             return candidate
     tried = ", ".join(str(p) for p in DEFAULT_DATABASES)
-    raise ConfigError(f"geoip: no MaxMind database; set extensions.geoip.database or put "
-                      f"GeoLite2-City.mmdb at one of {tried}")
+    raise ConfigError(
+        f"geoip: no MaxMind database; set extensions.geoip.database or put "
+        f"GeoLite2-City.mmdb at one of {tried}"
+    )
 
 
 class GeoIp(Extension):
@@ -116,8 +119,7 @@ class GeoIp(Extension):
         self._locale = "en"
         self._cache_size = 1_000_000
         self._columns: dict[str, tuple[int, LengthUnit]] = {}  # string column: (size, unit)
-        self.stats: dict[str, int] = {"looked_up": 0, "stored": 0, "not_found": 0,
-                                      "invalid": 0}
+        self.stats: dict[str, int] = {"looked_up": 0, "stored": 0, "not_found": 0, "invalid": 0}
 
     # ----- lifecycle ----------------------------------------------------------------------
 
@@ -132,15 +134,17 @@ class GeoIp(Extension):
         options = context.options
         unknown = set(options) - _OPTIONS
         if unknown:
-            raise ConfigError(f"extensions.geoip: unknown options {sorted(unknown)}; "
-                              f"known: {sorted(_OPTIONS)}")
+            raise ConfigError(
+                f"extensions.geoip: unknown options {sorted(unknown)}; known: {sorted(_OPTIONS)}"
+            )
         locale = options.get("locale", "en")
         if not isinstance(locale, str) or not locale:
             raise ConfigError(f"extensions.geoip.locale must be a language code, got {locale!r}")
         cache_size = options.get("cache_size", 1_000_000)
         if not isinstance(cache_size, int) or isinstance(cache_size, bool) or cache_size < 1:
-            raise ConfigError(f"extensions.geoip.cache_size must be a whole number above 0, "
-                              f"got {cache_size!r}")
+            raise ConfigError(
+                f"extensions.geoip.cache_size must be a whole number above 0, got {cache_size!r}"
+            )
         self._locale, self._cache_size = locale, cache_size
         if TABLE not in context.catalog.tables:
             raise ConfigError(f"geoip: no schema for {TABLE} (schemas/custom/{TABLE}.yml)")
@@ -151,15 +155,22 @@ class GeoIp(Extension):
             self._asn = open_reader(asn_path, "ASN database")
         self._context = context
         self._engine = context.open_engine()
-        self._columns = _string_columns(context.catalog.tables[TABLE],
-                                        self._engine.dialect.name)
+        self._columns = _string_columns(context.catalog.tables[TABLE], self._engine.dialect.name)
         try:
             self._prepare()
         except sa_exc.SQLAlchemyError as exc:  # the database is away: try again per batch
-            log.warning("geoip: %s is not ready yet (%s); trying again with the next batch",
-                        TABLE, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        log.info("geoip: %s (%s) into %s, %d IPs already there", database,
-                 self._reader.metadata().database_type, TABLE, len(self._known))
+            log.warning(
+                "geoip: %s is not ready yet (%s); trying again with the next batch",
+                TABLE,
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            )
+        log.info(
+            "geoip: %s (%s) into %s, %d IPs already there",
+            database,
+            self._reader.metadata().database_type,
+            TABLE,
+            len(self._known),
+        )
 
     def _prepare(self) -> None:
         """The table (created where allowed) and the IPs it already holds."""
@@ -235,8 +246,9 @@ class GeoIp(Extension):
                 asn = self._asn.get(address)
             except ValueError:
                 asn = None
-        return self._fit(geo_row(ip, record, self._locale,
-                                 asn if isinstance(asn, Mapping) else None))
+        return self._fit(
+            geo_row(ip, record, self._locale, asn if isinstance(asn, Mapping) else None)
+        )
 
     def _fit(self, row: dict[str, Any]) -> dict[str, Any]:
         """Strings cut to their columns, as the database counts them."""
@@ -255,8 +267,11 @@ class GeoIp(Extension):
                 ips = list(rows)
                 present: set[str] = set()
                 for i in range(0, len(ips), _CHUNK):
-                    present.update(conn.execute(select(table.c.ip).where(
-                        table.c.ip.in_(ips[i:i + _CHUNK]))).scalars())
+                    present.update(
+                        conn.execute(
+                            select(table.c.ip).where(table.c.ip.in_(ips[i : i + _CHUNK]))
+                        ).scalars()
+                    )
                 new = [row for ip, row in rows.items() if ip not in present]
                 if new:
                     conn.execute(insert(table), new)
@@ -287,8 +302,9 @@ class GeoIp(Extension):
             dialect = conn.dialect.name
             named = dialect in ("mysql", "mariadb")
             if named:
-                got = conn.execute(text("SELECT GET_LOCK(:n, :t)"),
-                                   {"n": _LOCK_NAME, "t": _LOCK_WAIT}).scalar()
+                got = conn.execute(
+                    text("SELECT GET_LOCK(:n, :t)"), {"n": _LOCK_NAME, "t": _LOCK_WAIT}
+                ).scalar()
                 conn.commit()
                 if got != 1:
                     raise TimeoutError(f"geoip: lock {_LOCK_NAME} not granted in {_LOCK_WAIT} s")
@@ -318,8 +334,11 @@ def client_ips(outcomes: Iterable[Outcome]) -> set[str]:
 
 
 def _string_columns(table: TableDef, dialect: str) -> dict[str, tuple[int, LengthUnit]]:
-    return {c.name: (c.size, length_unit(dialect, c)) for c in table.columns
-            if c.type == "string" and c.size}
+    return {
+        c.name: (c.size, length_unit(dialect, c))
+        for c in table.columns
+        if c.type == "string" and c.size
+    }
 
 
 def _name(node: Any, locale: str) -> str | None:
@@ -334,8 +353,9 @@ def _get(node: Any, key: str) -> Any:
     return node.get(key) if isinstance(node, Mapping) else None
 
 
-def geo_row(ip: str, record: Mapping[str, Any], locale: str = "en",
-            asn: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def geo_row(
+    ip: str, record: Mapping[str, Any], locale: str = "en", asn: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """LEDbelly's ``led_geo_maxmind`` columns from a GeoIP2/GeoLite2 City record."""
     country = record.get("country")
     continent = record.get("continent")
@@ -370,8 +390,7 @@ def geo_row(ip: str, record: Mapping[str, Any], locale: str = "en",
 
 
 def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
-        else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 @lru_cache(maxsize=1024)

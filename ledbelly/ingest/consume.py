@@ -19,9 +19,14 @@ from ledbelly.retry import retry_transient
 from ledbelly.sources import Source
 
 
-def ingest(pipeline: Pipeline, source: Source, stats: Stats | None = None,
-           progress: Callable[[int], None] | None = None, retries: int = 4,
-           overlap: bool = True) -> Stats:
+def ingest(
+    pipeline: Pipeline,
+    source: Source,
+    stats: Stats | None = None,
+    progress: Callable[[int], None] | None = None,
+    retries: int = 4,
+    overlap: bool = True,
+) -> Stats:
     """Consume ``source`` in batches until it runs dry; every message ends accounted for.
 
     With ``overlap`` parsing runs in this thread while the previous batch is written in
@@ -44,8 +49,14 @@ def ingest(pipeline: Pipeline, source: Source, stats: Stats | None = None,
 class _InlineWriter:
     """Commits each batch in the caller's thread, as soon as it is put."""
 
-    def __init__(self, pipeline: Pipeline, source: Source, stats: Stats,
-                 progress: Callable[[int], None] | None, retries: int) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        source: Source,
+        stats: Stats,
+        progress: Callable[[int], None] | None,
+        retries: int,
+    ) -> None:
         self._pipeline, self._source, self._stats = pipeline, source, stats
         self._progress, self._retries = progress, retries
 
@@ -57,8 +68,11 @@ class _InlineWriter:
 
     def _commit(self, batch: list[Outcome]) -> None:
         self._pipeline.before_insert(batch)
-        report = retry_transient(lambda: self._pipeline.sink.write(batch),
-                                 attempts=self._retries, on_retry=_stop_for_an_operator)
+        report = retry_transient(
+            lambda: self._pipeline.sink.write(batch),
+            attempts=self._retries,
+            on_retry=_stop_for_an_operator,
+        )
         self._source.ack(report.messages)
         self._pipeline.after_commit(report)
         self._stats.add(report)
@@ -72,13 +86,20 @@ class _InlineWriter:
 class _BatchWriter(_InlineWriter):
     """One background thread committing batches in order; its errors surface in ``put``."""
 
-    def __init__(self, pipeline: Pipeline, source: Source, stats: Stats,
-                 progress: Callable[[int], None] | None, retries: int) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        source: Source,
+        stats: Stats,
+        progress: Callable[[int], None] | None,
+        retries: int,
+    ) -> None:
         super().__init__(pipeline, source, stats, progress, retries)
         self._queue: queue.Queue[list[Outcome] | None] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="ledbelly-ingest-writer",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="ledbelly-ingest-writer", daemon=True
+        )
 
     def __enter__(self) -> _BatchWriter:
         self._thread.start()

@@ -71,13 +71,13 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def choose_workers(settings: PipelineSettings, paths: Sequence[str],
-                   requested: int | None) -> WorkerChoice:
+def choose_workers(
+    settings: PipelineSettings, paths: Sequence[str], requested: int | None
+) -> WorkerChoice:
     """How many processes to ingest ``paths`` with; ``requested`` None means automatic."""
     single = _needs_one_process(settings, paths)
     if single:
-        note = f"--workers {requested} ignored: {single}" if requested and requested > 1 \
-            else None
+        note = f"--workers {requested} ignored: {single}" if requested and requested > 1 else None
         return WorkerChoice(1, note)
     if requested is not None:
         return WorkerChoice(max(1, requested))
@@ -117,9 +117,13 @@ def plan_shares(paths: Sequence[str], workers: int) -> list[list[Share]]:
     return [p for p in plan if p]
 
 
-def ingest_paths(settings: PipelineSettings, paths: Sequence[str], workers: int = 1,
-                 progress: Callable[[int], None] | None = None,
-                 on_missing: Callable[[list[str]], None] | None = None) -> Stats:
+def ingest_paths(
+    settings: PipelineSettings,
+    paths: Sequence[str],
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+    on_missing: Callable[[list[str]], None] | None = None,
+) -> Stats:
     """Ingest files (or ``-``) with ``workers`` processes; every message ends accounted for.
 
     ``on_missing`` hears which event tables the database lacks before any is read.
@@ -149,13 +153,23 @@ class _WorkerStart:
     known_columns: dict[str, frozenset[str] | None]
 
 
-def _run_workers(settings: PipelineSettings, plan: list[list[Share]],
-                 progress: Callable[[int], None] | None, start: _WorkerStart) -> Stats:
+def _run_workers(
+    settings: PipelineSettings,
+    plan: list[list[Share]],
+    progress: Callable[[int], None] | None,
+    start: _WorkerStart,
+) -> Stats:
     context = _context()
     inbox: Any = context.Queue()
-    workers = [context.Process(target=_worker, args=(settings, shares, inbox, start),
-                               name=f"ledbelly-ingest-{i}", daemon=True)
-               for i, shares in enumerate(plan)]
+    workers = [
+        context.Process(
+            target=_worker,
+            args=(settings, shares, inbox, start),
+            name=f"ledbelly-ingest-{i}",
+            daemon=True,
+        )
+        for i, shares in enumerate(plan)
+    ]
     for w in workers:
         w.start()
     previous = _stop_on_sigterm()
@@ -172,8 +186,11 @@ def _run_workers(settings: PipelineSettings, plan: list[list[Share]],
             except queue.Empty:
                 dead = [w for w in workers if w.exitcode not in (None, 0)]
                 if dead and inbox.empty():
-                    errors.append(LedbellyError(
-                        f"ingest worker {dead[0].name} died (exit code {dead[0].exitcode})"))
+                    errors.append(
+                        LedbellyError(
+                            f"ingest worker {dead[0].name} died (exit code {dead[0].exitcode})"
+                        )
+                    )
                     break
                 continue
             if kind == "log":
@@ -236,8 +253,9 @@ def _stop_on_sigterm() -> Any:
         return None
 
     def stop(signum: int, frame: Any) -> None:
-        raise IngestStopped("stopped by SIGTERM; run the same command again to finish: "
-                            "what committed is skipped")
+        raise IngestStopped(
+            "stopped by SIGTERM; run the same command again to finish: what committed is skipped"
+        )
 
     return signal.signal(signal.SIGTERM, stop)
 
@@ -248,9 +266,11 @@ def _context() -> Any:
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
-def _worker(settings: PipelineSettings, shares: list[Share], outbox: Any,
-            start: _WorkerStart) -> None:
+def _worker(
+    settings: PipelineSettings, shares: list[Share], outbox: Any, start: _WorkerStart
+) -> None:
     """One worker process: its own engine and pipeline over its shares."""
+
     def send(kind: str, value: Any) -> None:
         outbox.put((kind, value))
 
@@ -260,8 +280,9 @@ def _worker(settings: PipelineSettings, shares: list[Share], outbox: Any,
         pipeline = Pipeline(settings, logs=logs, catalog=start.catalog)
         pipeline.tables.adopt_columns(start.known_columns)
         messages = itertools.chain.from_iterable(s.messages() for s in shares)
-        stats = ingest(pipeline, IterSource(messages), progress=lambda n: send("progress", n),
-                       overlap=False)  # the other workers use the CPU while this one waits
+        stats = ingest(
+            pipeline, IterSource(messages), progress=lambda n: send("progress", n), overlap=False
+        )  # the other workers use the CPU while this one waits
         send("done", stats)
     except BaseException as exc:  # reported to the parent, which raises it
         send("failed", _portable(exc))

@@ -99,14 +99,18 @@ class DbStats:
 # ----- gathering -------------------------------------------------------------------------
 
 
-def collect_stats(engine: Engine, exact: bool = False, now: datetime | None = None,
-                  database: str | None = None) -> DbStats:
+def collect_stats(
+    engine: Engine, exact: bool = False, now: datetime | None = None, database: str | None = None
+) -> DbStats:
     """Read the report from ``engine``; see the module docstring for how, without scans."""
     taken = (now or datetime.now(UTC)).astimezone(UTC)
     dialect = engine.dialect.name
     with engine.connect() as conn:
-        names = sorted(n for n in inspect(conn).get_table_names()
-                       if n.startswith(PREFIXES) and n not in NOT_OURS)
+        names = sorted(
+            n
+            for n in inspect(conn).get_table_names()
+            if n.startswith(PREFIXES) and n not in NOT_OURS
+        )
         keys = _primary_keys(conn, names)
         times = _time_columns(conn, names)
         if exact:
@@ -114,8 +118,12 @@ def collect_stats(engine: Engine, exact: bool = False, now: datetime | None = No
             method = "COUNT(*) per table (exact)"
         else:
             counts, method = _row_figures(conn, names)
-        stats = DbStats(database=database or engine.url.render_as_string(hide_password=True),
-                        dialect=dialect, taken_at=taken, count_method=method)
+        stats = DbStats(
+            database=database or engine.url.render_as_string(hide_password=True),
+            dialect=dialect,
+            taken_at=taken,
+            count_method=method,
+        )
         for name in names:
             rows, estimated = counts.get(name, (0, True))
             newest, newest_column = _newest(conn, name, keys.get(name), times.get(name, []))
@@ -123,21 +131,25 @@ def collect_stats(engine: Engine, exact: bool = False, now: datetime | None = No
             stats.tables.append(TableStats(name, rows, estimated, newest, newest_column, lag))
         if LEDGER in names:
             stats.per_minute = _per_minute(conn, taken)
-            stats.per_minute_source = (f"{LEDGER}.processed_at (index "
-                                       "ix_ledbelly_messages_processed_at), processing time; "
-                                       f"{STREAM}.event_time has no index")
+            stats.per_minute_source = (
+                f"{LEDGER}.processed_at (index "
+                "ix_ledbelly_messages_processed_at), processing time; "
+                f"{STREAM}.event_time has no index"
+            )
             stats.ledger_rows, stats.ledger_estimated = counts.get(LEDGER, (0, True))
-        for source, target in ((DEAD_LETTERS, stats.dead_letters),
-                               (UNKNOWN, stats.unknown_events)):
+        for source, target in ((DEAD_LETTERS, stats.dead_letters), (UNKNOWN, stats.unknown_events)):
             if source in names and keys.get(source):
                 grouped, limited = _by_event(conn, source, keys[source])
                 target.update(grouped)
                 stats.breakdown_limited |= limited
         stats.ledger_bytes, stats.database_bytes = _sizes(conn, engine)
-    if dialect == "postgresql" and any(t.estimated and t.rows == 0 and t.newest is not None
-                                       for t in stats.tables):
-        stats.notes.append("some tables hold rows that the statistics do not count yet "
-                           "(shown as ~0); they catch up within seconds, or run ANALYZE")
+    if dialect == "postgresql" and any(
+        t.estimated and t.rows == 0 and t.newest is not None for t in stats.tables
+    ):
+        stats.notes.append(
+            "some tables hold rows that the statistics do not count yet "
+            "(shown as ~0); they catch up within seconds, or run ANALYZE"
+        )
     return stats
 
 
@@ -154,16 +166,18 @@ def _primary_keys(conn: Connection, names: Sequence[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     if conn.dialect.name == "sqlite":
         for name in names:
-            pk = [r[1] for r in conn.exec_driver_sql(f'PRAGMA table_info("{name}")')
-                  if r[5] == 1]
+            pk = [r[1] for r in conn.exec_driver_sql(f'PRAGMA table_info("{name}")') if r[5] == 1]
             if len(pk) == 1:
                 out[name] = str(pk[0])
         return out
-    rows = conn.execute(text(
-        "SELECT k.table_name, k.column_name FROM information_schema.table_constraints c "
-        "JOIN information_schema.key_column_usage k ON k.constraint_name = c.constraint_name "
-        "AND k.table_schema = c.table_schema AND k.table_name = c.table_name "
-        "WHERE c.constraint_type = 'PRIMARY KEY' AND c.table_schema = " + _schema_expr(conn)))
+    rows = conn.execute(
+        text(
+            "SELECT k.table_name, k.column_name FROM information_schema.table_constraints c "
+            "JOIN information_schema.key_column_usage k ON k.constraint_name = c.constraint_name "
+            "AND k.table_schema = c.table_schema AND k.table_name = c.table_name "
+            "WHERE c.constraint_type = 'PRIMARY KEY' AND c.table_schema = " + _schema_expr(conn)
+        )
+    )
     found: dict[str, list[str]] = {}
     for table_name, column_name in rows:
         found.setdefault(str(table_name), []).append(str(column_name))
@@ -179,10 +193,15 @@ def _time_columns(conn: Connection, names: Sequence[str]) -> dict[str, list[str]
             cols = {str(r[1]) for r in conn.exec_driver_sql(f'PRAGMA table_info("{name}")')}
             out[name] = [c for c in _NEWEST_COLUMNS if c in cols]
         return out
-    rows = conn.execute(text(
-        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "
-        + _schema_expr(conn) + " AND column_name IN ("
-        + ", ".join(f"'{c}'" for c in _NEWEST_COLUMNS) + ")"))
+    rows = conn.execute(
+        text(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "
+            + _schema_expr(conn)
+            + " AND column_name IN ("
+            + ", ".join(f"'{c}'" for c in _NEWEST_COLUMNS)
+            + ")"
+        )
+    )
     found: dict[str, set[str]] = {}
     for table_name, column_name in rows:
         if column_name in wanted:
@@ -194,43 +213,52 @@ def _schema_expr(conn: Connection) -> str:
     return "current_schema()" if conn.dialect.name == "postgresql" else "DATABASE()"
 
 
-def _row_figures(conn: Connection, names: Sequence[str]
-                 ) -> tuple[dict[str, tuple[int, bool]], str]:
+def _row_figures(conn: Connection, names: Sequence[str]) -> tuple[dict[str, tuple[int, bool]], str]:
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        rows = conn.execute(text(
-            "SELECT c.relname, c.reltuples, s.n_live_tup FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
-            "WHERE c.relkind IN ('r', 'p') AND n.nspname = current_schema()"))
+        rows = conn.execute(
+            text(
+                "SELECT c.relname, c.reltuples, s.n_live_tup FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
+                "WHERE c.relkind IN ('r', 'p') AND n.nspname = current_schema()"
+            )
+        )
         out: dict[str, tuple[int, bool]] = {}
         for name, reltuples, live in rows:
             figure = int(live) if live else max(0, int(reltuples or 0))
             out[str(name)] = (figure, True)
         return out, "pg_stat_user_tables.n_live_tup (else pg_class.reltuples)"
     if dialect in ("mysql", "mariadb"):
-        rows = conn.execute(text(
-            "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES "
-            "WHERE TABLE_SCHEMA = DATABASE()"))
-        return ({str(n): (int(r or 0), True) for n, r in rows},
-                "information_schema.TABLES.TABLE_ROWS (InnoDB's sampled estimate)")
+        rows = conn.execute(
+            text(
+                "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = DATABASE()"
+            )
+        )
+        return (
+            {str(n): (int(r or 0), True) for n, r in rows},
+            "information_schema.TABLES.TABLE_ROWS (InnoDB's sampled estimate)",
+        )
     if dialect == "sqlite":
         out = {}
         for name in names:
-            low, high = conn.exec_driver_sql(
-                f'SELECT MIN(rowid), MAX(rowid) FROM "{name}"').one()
+            low, high = conn.exec_driver_sql(f'SELECT MIN(rowid), MAX(rowid) FROM "{name}"').one()
             out[name] = (0 if high is None else int(high) - int(low) + 1, True)
         return out, "MAX(rowid) - MIN(rowid) + 1 per table (exact unless rows were deleted)"
-    return ({n: (_exact_count(conn, n), False) for n in names},
-            "COUNT(*) per table (no statistics read on this database)")
+    return (
+        {n: (_exact_count(conn, n), False) for n in names},
+        "COUNT(*) per table (no statistics read on this database)",
+    )
 
 
 def _exact_count(conn: Connection, name: str) -> int:
     return int(conn.execute(select(func.count()).select_from(table(name))).scalar_one())
 
 
-def _newest(conn: Connection, name: str, pk: str | None, times: list[str]
-            ) -> tuple[datetime | None, str | None]:
+def _newest(
+    conn: Connection, name: str, pk: str | None, times: list[str]
+) -> tuple[datetime | None, str | None]:
     """The newest event time by an index: MAX of an indexed time, or the last key's row.
 
     Returns the time and the column it was read from.
@@ -247,8 +275,9 @@ def _newest(conn: Connection, name: str, pk: str | None, times: list[str]
             source = times[0]
             col = column(times[0], datetime_type())
             key: ColumnClause[Any] = column(pk)
-            value = conn.execute(select(col).select_from(table(name, col, key))
-                                 .order_by(desc(key)).limit(1)).scalar()
+            value = conn.execute(
+                select(col).select_from(table(name, col, key)).order_by(desc(key)).limit(1)
+            ).scalar()
         else:
             return None, None
     except sa_exc.SQLAlchemyError:
@@ -275,8 +304,9 @@ def _per_minute(conn: Connection, now: datetime) -> list[int]:
     at = column("processed_at", DateTime())
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        minute: Any = func.to_char(func.date_trunc("minute", at), "YYYY-MM-DD HH24:MI",
-                              type_=String())
+        minute: Any = func.to_char(
+            func.date_trunc("minute", at), "YYYY-MM-DD HH24:MI", type_=String()
+        )
     elif dialect in ("mysql", "mariadb"):
         minute = func.date_format(at, "%Y-%m-%d %H:%i", type_=String())
     elif dialect == "sqlite":
@@ -287,13 +317,11 @@ def _per_minute(conn: Connection, now: datetime) -> list[int]:
     ledger = table(LEDGER, at)
     naive_start = start.replace(tzinfo=None)
     if minute is None:  # other dialects: read the hour's times, still by the index
-        for (value,) in conn.execute(select(at).select_from(ledger)
-                                     .where(at >= naive_start)):
+        for (value,) in conn.execute(select(at).select_from(ledger).where(at >= naive_start)):
             _add(buckets, _as_utc(value), start, 1)
         return buckets
     label = minute.label("minute")
-    query = select(label, func.count()).select_from(ledger).where(at >= naive_start) \
-        .group_by(label)
+    query = select(label, func.count()).select_from(ledger).where(at >= naive_start).group_by(label)
     for text_minute, count in conn.execute(query):
         try:
             when = datetime.strptime(str(text_minute)[:16].replace("T", " "), "%Y-%m-%d %H:%M")
@@ -315,10 +343,16 @@ def _by_event(conn: Connection, name: str, pk: str) -> tuple[dict[str, int], boo
     """Rows by event_name over the newest ``BREAKDOWN_LIMIT`` rows by primary key."""
     key: ColumnClause[Any] = column(pk)
     event: ColumnClause[Any] = column("event_name")
-    newest = select(event).select_from(table(name, key, event)).order_by(desc(key)) \
-        .limit(BREAKDOWN_LIMIT + 1).subquery()
-    rows = conn.execute(select(newest.c.event_name, func.count())
-                        .group_by(newest.c.event_name)).all()
+    newest = (
+        select(event)
+        .select_from(table(name, key, event))
+        .order_by(desc(key))
+        .limit(BREAKDOWN_LIMIT + 1)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(newest.c.event_name, func.count()).group_by(newest.c.event_name)
+    ).all()
     counts = {str(n) if n is not None else "(no event name)": int(c) for n, c in rows}
     limited = sum(counts.values()) > BREAKDOWN_LIMIT
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))), limited
@@ -329,19 +363,31 @@ def _sizes(conn: Connection, engine: Engine) -> tuple[int | None, int | None]:
     dialect = conn.dialect.name
     try:
         if dialect == "postgresql":
-            ledger, whole = conn.execute(text(
-                "SELECT pg_total_relation_size(to_regclass(:t)), "
-                "pg_database_size(current_database())"), {"t": LEDGER}).one()
+            ledger, whole = conn.execute(
+                text(
+                    "SELECT pg_total_relation_size(to_regclass(:t)), "
+                    "pg_database_size(current_database())"
+                ),
+                {"t": LEDGER},
+            ).one()
             return (None if ledger is None else int(ledger)), int(whole)
         if dialect in ("mysql", "mariadb"):
-            ledger = conn.execute(text(
-                "SELECT DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES "
-                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t"), {"t": LEDGER}).scalar()
-            whole = conn.execute(text(
-                "SELECT SUM(DATA_LENGTH + INDEX_LENGTH) FROM information_schema.TABLES "
-                "WHERE TABLE_SCHEMA = DATABASE()")).scalar()
-            return (None if ledger is None else int(ledger)), \
-                (None if whole is None else int(whole))
+            ledger = conn.execute(
+                text(
+                    "SELECT DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t"
+                ),
+                {"t": LEDGER},
+            ).scalar()
+            whole = conn.execute(
+                text(
+                    "SELECT SUM(DATA_LENGTH + INDEX_LENGTH) FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = DATABASE()"
+                )
+            ).scalar()
+            return (None if ledger is None else int(ledger)), (
+                None if whole is None else int(whole)
+            )
         if dialect == "sqlite" and engine.url.database not in (None, "", ":memory:"):
             path = Path(str(engine.url.database))
             return None, path.stat().st_size if path.exists() else None
@@ -403,8 +449,10 @@ def render_stats(stats: DbStats, show_empty: bool = False) -> str:
         out.append(f"{'table':<{width}}  {'rows':>12}  {'newest event (UTC)':<23}  lag")
         for t in shown:
             newest = t.newest.strftime("%Y-%m-%d %H:%M:%S") if t.newest else "-"
-            out.append(f"{t.name:<{width}}  {_figure(t.rows, t.estimated):>12}  "
-                       f"{newest:<23}  {_lag(t.lag_seconds)}")
+            out.append(
+                f"{t.name:<{width}}  {_figure(t.rows, t.estimated):>12}  "
+                f"{newest:<23}  {_lag(t.lag_seconds)}"
+            )
     empty = len(stats.tables) - len(shown)
     if empty:
         out.append(f"{empty} more tables are empty")
@@ -414,17 +462,23 @@ def render_stats(stats: DbStats, show_empty: bool = False) -> str:
         out.append(f"~ estimate: {stats.count_method}")
     if stats.per_minute:
         total, peak = sum(stats.per_minute), max(stats.per_minute)
-        out.append(f"events per minute, last hour: {total:,} in all, peak {peak:,}/min "
-                   f"(from {LEDGER}.processed_at by its index, processing time)")
+        out.append(
+            f"events per minute, last hour: {total:,} in all, peak {peak:,}/min "
+            f"(from {LEDGER}.processed_at by its index, processing time)"
+        )
         out.append(f"  |{sparkline(stats.per_minute)}|")
         out.append(f"   -60 min{' ' * 45}now")
     dead = stats.table(DEAD_LETTERS)
     dead_total = dead.rows if dead else 0
     limited = f" (of the newest {BREAKDOWN_LIMIT:,})" if stats.breakdown_limited else ""
-    out.append(f"dead letters waiting: {sum(stats.dead_letters.values()):,}{limited}"
-               + (f" ({_figure(dead_total, dead.estimated)} by the table figure)"
-                  if dead and dead.estimated and dead_total != sum(stats.dead_letters.values())
-                  else ""))
+    out.append(
+        f"dead letters waiting: {sum(stats.dead_letters.values()):,}{limited}"
+        + (
+            f" ({_figure(dead_total, dead.estimated)} by the table figure)"
+            if dead and dead.estimated and dead_total != sum(stats.dead_letters.values())
+            else ""
+        )
+    )
     for name, n in stats.dead_letters.items():
         out.append(f"  {name}: {n:,}")
     if stats.dead_letters:
@@ -436,10 +490,11 @@ def render_stats(stats: DbStats, show_empty: bool = False) -> str:
         out.append("  tables for them: ledbelly schema suggest")
     if stats.table(LEDGER) is not None:
         size = "" if stats.ledger_bytes is None else f", {_bytes(stats.ledger_bytes)}"
-        whole = "" if stats.database_bytes is None else \
-            f"; database {_bytes(stats.database_bytes)}"
-        out.append(f"ledger ({LEDGER}): {_figure(stats.ledger_rows, stats.ledger_estimated)} "
-                   f"messages{size}{whole}")
+        whole = "" if stats.database_bytes is None else f"; database {_bytes(stats.database_bytes)}"
+        out.append(
+            f"ledger ({LEDGER}): {_figure(stats.ledger_rows, stats.ledger_estimated)} "
+            f"messages{size}{whole}"
+        )
     out += [f"note: {n}" for n in stats.notes]
     return "\n".join(out) + "\n"
 

@@ -32,13 +32,17 @@ from ledbelly.ops.logs import (
 _STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z"
 _TRUNCATION = re.compile(
     rf"^(?P<at>{_STAMP}) (?P<table>[^.\s]+)\.(?P<column>\S+) supplied (?P<supplied>\d+), "
-    r"expecting (?P<expecting>\d+)\s*$")
+    r"expecting (?P<expecting>\d+)\s*$"
+)
 _COERCION = re.compile(
     rf"^(?P<at>{_STAMP}) (?P<table>[^.\s]+)\.(?P<column>\S+) stored NULL: (?P<reason>.*?); "
-    r"value (?P<value>.*)$")
+    r"value (?P<value>.*)$"
+)
 _ERROR_HEAD = re.compile(rf"^---(?P<event>.*)--- (?P<at>{_STAMP})$")
-_MISSING_IN_DB = re.compile(r"^(?P<field>\S+) \(column (?P<column>\S+) is in the schema but "
-                            r"not in the database")
+_MISSING_IN_DB = re.compile(
+    r"^(?P<field>\S+) \(column (?P<column>\S+) is in the schema but "
+    r"not in the database"
+)
 _LONG_NUMBER = re.compile(r"\d{5,}")
 _JSON_POSITION = re.compile(r"line \d+ column \d+ \(char \d+\)")
 _SQL_TAIL = re.compile(r"\s*\[SQL: .*$|\s*\(Background on this error.*$")
@@ -145,25 +149,25 @@ def _lines(paths: Iterable[Path]) -> Iterator[str]:
                 yield line.rstrip("\n")
 
 
-def summarize_logs(directory: Path, unknown: Sequence[UnknownType] | None = None
-                   ) -> LogSummary:
+def summarize_logs(directory: Path, unknown: Sequence[UnknownType] | None = None) -> LogSummary:
     """Reduce every log in ``directory`` (with rotated copies) to what needs fixing.
 
     ``unknown`` is the count of stored unknown events by type, which only the database
     holds (``db_report.unknown_event_counts``); None says it was not read.
     """
-    summary = LogSummary(directory=directory,
-                         unknown=None if unknown is None else list(unknown))
+    summary = LogSummary(directory=directory, unknown=None if unknown is None else list(unknown))
     for name in ALL_FILES:
         summary.files += log_paths(directory, name)
     summary.truncations = _truncations(log_paths(directory, TRUNCATIONS), summary)
     summary.undefined = _undefined(log_paths(directory, UNDEFINED), summary)
     summary.coercions = _coercions(log_paths(directory, COERCIONS), summary)
     summary.dead_letters = _dead_letters(log_paths(directory, ERRORS))
-    summary.recovery_messages = sum(1 for line in _lines(log_paths(directory, RECOVERY_JSONL))
-                                    if line.strip())
-    summary.schema_changes = sum(1 for line in _lines(log_paths(directory, SCHEMA_CHANGES))
-                                 if line.strip())
+    summary.recovery_messages = sum(
+        1 for line in _lines(log_paths(directory, RECOVERY_JSONL)) if line.strip()
+    )
+    summary.schema_changes = sum(
+        1 for line in _lines(log_paths(directory, SCHEMA_CHANGES)) if line.strip()
+    )
     return summary
 
 
@@ -178,8 +182,10 @@ def _truncations(paths: list[Path], summary: LogSummary) -> list[Truncation]:
         entry[0] += 1
         entry[1] = max(entry[1], int(m["supplied"]))
         entry[2] = int(m["expecting"])  # the newest line tells the column's size now
-    return [Truncation(t, c, n, longest, expecting)
-            for (t, c), (n, longest, expecting) in sorted(seen.items())]
+    return [
+        Truncation(t, c, n, longest, expecting)
+        for (t, c), (n, longest, expecting) in sorted(seen.items())
+    ]
 
 
 def _undefined(paths: list[Path], summary: LogSummary) -> list[UndefinedField]:
@@ -187,24 +193,30 @@ def _undefined(paths: list[Path], summary: LogSummary) -> list[UndefinedField]:
     for line in _lines(paths):
         try:
             entry = json.loads(line)
-            event, table, raw_field = (str(entry["event_name"]), entry.get("table"),
-                                       str(entry["field"]))
+            event, table, raw_field = (
+                str(entry["event_name"]),
+                entry.get("table"),
+                str(entry["field"]),
+            )
         except (ValueError, KeyError, TypeError):
             summary.unreadable_lines += bool(line.strip())
             continue
         missing = _MISSING_IN_DB.match(raw_field)
         name = missing["field"] if missing else raw_field
-        item = seen.setdefault((event, None if table is None else str(table), name),
-                               [0, "", None])
+        item = seen.setdefault((event, None if table is None else str(table), name), [0, "", None])
         item[0] = int(str(item[0])) + 1
         sample = entry.get("sample")
         item[1] = sample if isinstance(sample, str) else json.dumps(sample)
         if missing:
             item[2] = missing["column"]
-    return [UndefinedField(event, table, name, int(str(n)), str(sample),
-                           None if missing is None else str(missing))
-            for (event, table, name), (n, sample, missing) in sorted(
-                seen.items(), key=lambda kv: (kv[0][0], str(kv[0][1]), kv[0][2]))]
+    return [
+        UndefinedField(
+            event, table, name, int(str(n)), str(sample), None if missing is None else str(missing)
+        )
+        for (event, table, name), (n, sample, missing) in sorted(
+            seen.items(), key=lambda kv: (kv[0][0], str(kv[0][1]), kv[0][2])
+        )
+    ]
 
 
 def _coercions(paths: list[Path], summary: LogSummary) -> list[Coercion]:
@@ -218,8 +230,10 @@ def _coercions(paths: list[Path], summary: LogSummary) -> list[Coercion]:
         count, reasons, _sample = seen.get(key, (0, Counter(), ""))
         reasons[m["reason"]] += 1
         seen[key] = (count + 1, reasons, m["value"])
-    return [Coercion(t, c, n, tuple(r for r, _ in reasons.most_common()), sample)
-            for (t, c), (n, reasons, sample) in sorted(seen.items())]
+    return [
+        Coercion(t, c, n, tuple(r for r, _ in reasons.most_common()), sample)
+        for (t, c), (n, reasons, sample) in sorted(seen.items())
+    ]
 
 
 def error_kind(error: str) -> str:
@@ -244,9 +258,14 @@ def _dead_letters(paths: list[Path]) -> list[DeadLetterGroup]:
         elif event is not None:
             error_lines.append(line)
     ordered = sorted(groups.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
-    return [DeadLetterGroup(error, sum(events.values()),
-                            tuple(sorted(events.items(), key=lambda kv: (-kv[1], kv[0]))))
-            for error, events in ordered]
+    return [
+        DeadLetterGroup(
+            error,
+            sum(events.values()),
+            tuple(sorted(events.items(), key=lambda kv: (-kv[1], kv[0]))),
+        )
+        for error, events in ordered
+    ]
 
 
 # ----- rendering -------------------------------------------------------------------------
@@ -254,7 +273,7 @@ def _dead_letters(paths: list[Path]) -> list[DeadLetterGroup]:
 
 def _quote(text: str, limit: int = 60) -> str:
     one_line = " ".join(text.split())
-    return one_line if len(one_line) <= limit else one_line[:limit - 3] + "..."
+    return one_line if len(one_line) <= limit else one_line[: limit - 3] + "..."
 
 
 def _n(count: int, word: str) -> str:
@@ -271,15 +290,18 @@ def render_summary(summary: LogSummary, log_dir: str | None = None) -> str:
     out = [f"log summary of {where}: {_n(len(summary.files), 'file')} read"]
 
     cuts = sum(t.count for t in summary.truncations)
-    out.append(f"truncations: {_n(cuts, 'value')} cut in "
-               f"{_n(len(summary.truncations), 'column')}")
+    out.append(f"truncations: {_n(cuts, 'value')} cut in {_n(len(summary.truncations), 'column')}")
     for t in summary.truncations:
-        out.append(f"  {t.table}.{t.column}: {t.count} cut, longest {t.longest}, column holds "
-                   f"{t.expecting}; fix: {SUGGEST}{opt} (then schema apply, {ALTER})")
+        out.append(
+            f"  {t.table}.{t.column}: {t.count} cut, longest {t.longest}, column holds "
+            f"{t.expecting}; fix: {SUGGEST}{opt} (then schema apply, {ALTER})"
+        )
 
     events = sorted({u.event_name for u in summary.undefined})
-    out.append(f"undefined fields: {_n(len(summary.undefined), 'field')} in "
-               f"{_n(len(events), 'event type')}")
+    out.append(
+        f"undefined fields: {_n(len(summary.undefined), 'field')} in "
+        f"{_n(len(events), 'event type')}"
+    )
     for event in events:
         fields = [u for u in summary.undefined if u.event_name == event]
         table = fields[0].table or "no table"
@@ -287,42 +309,53 @@ def render_summary(summary: LogSummary, log_dir: str | None = None) -> str:
         for u in fields:
             seen = f"seen in {_n(u.count, 'run')}"
             if u.missing_column:
-                fix = f"column {u.missing_column} is in schemas/ but not in the database; " \
-                      f"fix: {ALTER}"
+                fix = (
+                    f"column {u.missing_column} is in schemas/ but not in the database; "
+                    f"fix: {ALTER}"
+                )
             else:
                 fix = f"fix: {SUGGEST}{opt}"
             out.append(f"    {u.field} = {_quote(u.sample)} ({seen}); {fix}")
 
     nulls = sum(c.count for c in summary.coercions)
-    out.append(f"coercions: {_n(nulls, 'value')} stored as NULL in "
-               f"{_n(len(summary.coercions), 'column')}")
+    out.append(
+        f"coercions: {_n(nulls, 'value')} stored as NULL in {_n(len(summary.coercions), 'column')}"
+    )
     for c in summary.coercions:
-        out.append(f"  {c.table}.{c.column}: {c.count} NULL ({'; '.join(c.reasons[:2])}), "
-                   f"e.g. {_quote(c.sample, 40)}; fix: if the column's type is wrong, change "
-                   f"it in schemas/ and run {ALTER}")
+        out.append(
+            f"  {c.table}.{c.column}: {c.count} NULL ({'; '.join(c.reasons[:2])}), "
+            f"e.g. {_quote(c.sample, 40)}; fix: if the column's type is wrong, change "
+            f"it in schemas/ and run {ALTER}"
+        )
 
     if summary.unknown is None:
-        out.append("unknown event types: not in the logs; add --db URL to count the stored "
-                   "ones")
+        out.append("unknown event types: not in the logs; add --db URL to count the stored ones")
     else:
         total = sum(u.count for u in summary.unknown)
-        out.append(f"unknown event types: {_n(total, 'event')} of "
-                   f"{_n(len(summary.unknown), 'type')} stored in ledbelly_unknown_events")
+        out.append(
+            f"unknown event types: {_n(total, 'event')} of "
+            f"{_n(len(summary.unknown), 'type')} stored in ledbelly_unknown_events"
+        )
         for kind in summary.unknown:
-            out.append(f"  {kind.event_name}: {kind.count}; fix: {SUGGEST}{opt} (proposes a table "
-                       f"for it; then schema apply, {ALTER})")
+            out.append(
+                f"  {kind.event_name}: {kind.count}; fix: {SUGGEST}{opt} (proposes a table "
+                f"for it; then schema apply, {ALTER})"
+            )
 
-    out.append(f"dead letters: {summary.dead_letter_count} in {ERRORS}, "
-               f"{summary.recovery_messages} replayable in {RECOVERY_JSONL}")
+    out.append(
+        f"dead letters: {summary.dead_letter_count} in {ERRORS}, "
+        f"{summary.recovery_messages} replayable in {RECOVERY_JSONL}"
+    )
     replay = "ledbelly replay --dead-letters"
     for g in summary.dead_letters:
         names = ", ".join(f"{n} {k}" for n, k in g.event_names[:5])
         more = f", {len(g.event_names) - 5} more types" if len(g.event_names) > 5 else ""
-        out.append(f"  {g.count} x {g.error} ({names}{more}); fix the cause, then replay: "
-                   f"{replay}")
+        out.append(f"  {g.count} x {g.error} ({names}{more}); fix the cause, then replay: {replay}")
     if summary.schema_changes:
-        out.append(f"schema changes: {summary.schema_changes} made by schema evolution "
-                   f"({SCHEMA_CHANGES}); review schemas.local/ with {SUGGEST}{opt}")
+        out.append(
+            f"schema changes: {summary.schema_changes} made by schema evolution "
+            f"({SCHEMA_CHANGES}); review schemas.local/ with {SUGGEST}{opt}"
+        )
     if summary.unreadable_lines:
         out.append(f"note: {summary.unreadable_lines} lines in an unknown format were skipped")
     return "\n".join(out) + "\n"

@@ -24,8 +24,15 @@ ERRORS = "sql-errors.log"
 RECOVERY_JSONL = "sql-recovery.jsonl"
 RECOVERY_SQL = "sql-recovery.sql"
 SCHEMA_CHANGES = "schema-changes.log"
-ALL_FILES = (TRUNCATIONS, UNDEFINED, COERCIONS, ERRORS, RECOVERY_JSONL, RECOVERY_SQL,
-             SCHEMA_CHANGES)
+ALL_FILES = (
+    TRUNCATIONS,
+    UNDEFINED,
+    COERCIONS,
+    ERRORS,
+    RECOVERY_JSONL,
+    RECOVERY_SQL,
+    SCHEMA_CHANGES,
+)
 
 
 class LogFile:
@@ -78,12 +85,20 @@ class EventLogs:
     process that owns the files to write (see ``ForwardedLogFile``).
     """
 
-    def __init__(self, directory: Path, max_bytes: int = 20 * 1024 * 1024, backups: int = 5,
-                 forward: Callable[[tuple[str, str]], None] | None = None):
+    def __init__(
+        self,
+        directory: Path,
+        max_bytes: int = 20 * 1024 * 1024,
+        backups: int = 5,
+        forward: Callable[[tuple[str, str]], None] | None = None,
+    ):
         self.directory = directory
         self._files: dict[str, LogFile | ForwardedLogFile] = {
-            name: (ForwardedLogFile(name, forward) if forward is not None
-                   else LogFile(directory / name, max_bytes, backups))
+            name: (
+                ForwardedLogFile(name, forward)
+                if forward is not None
+                else LogFile(directory / name, max_bytes, backups)
+            )
             for name in ALL_FILES
         }
 
@@ -102,16 +117,24 @@ class EventLogs:
         if len(sample_text) > 500:
             sample_text = sample_text[:500] + "..."
         self._files[UNDEFINED].write(
-            json_text({"at": _stamp(), "event_name": event_name, "table": table,
-                       "field": field, "sample": sample_text})
+            json_text(
+                {
+                    "at": _stamp(),
+                    "event_name": event_name,
+                    "table": table,
+                    "field": field,
+                    "sample": sample_text,
+                }
+            )
         )
 
     def coercion(self, table: str, column: str, value: Any, reason: str) -> None:
         shown = json_text(value)
         if len(shown) > 200:
             shown = shown[:200] + "..."
-        self._files[COERCIONS].write(f"{_stamp()} {table}.{column} stored NULL: {reason}; "
-                                     f"value {shown}")
+        self._files[COERCIONS].write(
+            f"{_stamp()} {table}.{column} stored NULL: {reason}; value {shown}"
+        )
 
     def error(self, event_name: str, error: str, sql: str | None, data: Any) -> None:
         self._files[ERRORS].write(

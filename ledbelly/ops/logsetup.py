@@ -16,8 +16,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         doc = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(
-                timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "thread": record.threadName,
@@ -28,8 +27,7 @@ class JsonFormatter(logging.Formatter):
         return json_text(doc)
 
 
-def configure_logging(fmt: str = "text", level: str = "INFO", log_file: Path | None = None
-                      ) -> None:
+def configure_logging(fmt: str = "text", level: str = "INFO", log_file: Path | None = None) -> None:
     """Configure the ``ledbelly`` logger once for this process."""
     logger = logging.getLogger("ledbelly")
     for h in list(logger.handlers):
@@ -37,15 +35,17 @@ def configure_logging(fmt: str = "text", level: str = "INFO", log_file: Path | N
     handler: logging.Handler
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=20 * 1024 * 1024,
-                                                       backupCount=5, encoding="utf-8")
+        handler = logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=20 * 1024 * 1024, backupCount=5, encoding="utf-8"
+        )
     else:
         handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s")
+        )
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False

@@ -27,7 +27,19 @@ OUTCOMES = ("inserted", "unknown", "dead_letter", "duplicate")
 # SQS hands out at most 10 messages a receive, but the sink groups several receives.
 BATCH_SIZE_BUCKETS = (1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0)
 INSERT_SECONDS_BUCKETS = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
 )
 
 Health = Callable[[], tuple[bool, str]]
@@ -173,30 +185,51 @@ class Metrics:
     def render(self) -> str:
         """The whole registry in Prometheus text exposition format 0.0.4."""
         with self._lock:
-            lines = header(f"{PREFIX}messages_total", "counter",
-                           "Messages handled, by destination table and outcome.")
+            lines = header(
+                f"{PREFIX}messages_total",
+                "counter",
+                "Messages handled, by destination table and outcome.",
+            )
             for (table, outcome), n in sorted(self._messages.items()):
-                lines.append(sample(f"{PREFIX}messages_total", n,
-                                    [("table", table), ("outcome", outcome)]))
+                lines.append(
+                    sample(f"{PREFIX}messages_total", n, [("table", table), ("outcome", outcome)])
+                )
             lines += header(f"{PREFIX}batch_size", "histogram", "Rows per committed batch.")
             lines += self._batch_size.lines(f"{PREFIX}batch_size")
-            lines += header(f"{PREFIX}insert_seconds", "histogram",
-                            "Seconds spent inserting and committing one batch.")
+            lines += header(
+                f"{PREFIX}insert_seconds",
+                "histogram",
+                "Seconds spent inserting and committing one batch.",
+            )
             lines += self._insert_seconds.lines(f"{PREFIX}insert_seconds")
-            lines += header(f"{PREFIX}retries_total", "counter",
-                            "Retried calls after a transient failure, by what failed.")
+            lines += header(
+                f"{PREFIX}retries_total",
+                "counter",
+                "Retried calls after a transient failure, by what failed.",
+            )
             for kind, n in sorted(self._retries.items()):
                 lines.append(sample(f"{PREFIX}retries_total", n, [("kind", kind)]))
             gauges = (
-                ("database_up", "1 if the last database call succeeded, else 0.",
-                 float(self._database_up)),
-                ("consuming", "1 while the daemon is receiving from its queues, else 0.",
-                 float(self._consuming)),
-                ("oldest_message_age_seconds",
-                 "Age of the oldest message in the last batch, from SQS SentTimestamp.",
-                 self._oldest_age),
-                ("backlog_messages", "Messages received and held in memory, not committed.",
-                 float(self._backlog)),
+                (
+                    "database_up",
+                    "1 if the last database call succeeded, else 0.",
+                    float(self._database_up),
+                ),
+                (
+                    "consuming",
+                    "1 while the daemon is receiving from its queues, else 0.",
+                    float(self._consuming),
+                ),
+                (
+                    "oldest_message_age_seconds",
+                    "Age of the oldest message in the last batch, from SQS SentTimestamp.",
+                    self._oldest_age,
+                ),
+                (
+                    "backlog_messages",
+                    "Messages received and held in memory, not committed.",
+                    float(self._backlog),
+                ),
             )
             for name, help_text, value in gauges:
                 lines += header(PREFIX + name, "gauge", help_text)
@@ -237,10 +270,13 @@ class Metrics:
         """The intake's numbers: requests by status, rejections by reason, commit latency."""
         with self._lock:
             c = self._intake()
-            return {"requests": dict(c.requests), "rejections": dict(c.rejections),
-                    "jwks_fetches": dict(c.jwks_fetches),
-                    "committed": c.commit_seconds.count,
-                    "commit_seconds_sum": c.commit_seconds.sum}
+            return {
+                "requests": dict(c.requests),
+                "rejections": dict(c.rejections),
+                "jwks_fetches": dict(c.jwks_fetches),
+                "committed": c.commit_seconds.count,
+                "commit_seconds_sum": c.commit_seconds.sum,
+            }
 
     def render_https(self) -> str:
         """The intake's series in exposition format; empty when there is no intake."""
@@ -248,23 +284,30 @@ class Metrics:
             c: _IntakeCounters | None = self.__dict__.get("_intake_counters")
             if c is None:
                 return ""
-            lines = header(f"{PREFIX}https_requests_total", "counter",
-                           "POSTs to the HTTPS intake, by the HTTP status answered.")
+            lines = header(
+                f"{PREFIX}https_requests_total",
+                "counter",
+                "POSTs to the HTTPS intake, by the HTTP status answered.",
+            )
             for status, n in sorted(c.requests.items()):
-                lines.append(sample(f"{PREFIX}https_requests_total", n,
-                                    [("status", str(status))]))
-            lines += header(f"{PREFIX}https_rejections_total", "counter",
-                            "Requests refused by signature verification, by reason.")
+                lines.append(sample(f"{PREFIX}https_requests_total", n, [("status", str(status))]))
+            lines += header(
+                f"{PREFIX}https_rejections_total",
+                "counter",
+                "Requests refused by signature verification, by reason.",
+            )
             for reason, n in sorted(c.rejections.items()):
-                lines.append(sample(f"{PREFIX}https_rejections_total", n,
-                                    [("reason", reason)]))
-            lines += header(f"{PREFIX}https_jwks_fetches_total", "counter",
-                            "Fetches of the JWKS, by result.")
+                lines.append(sample(f"{PREFIX}https_rejections_total", n, [("reason", reason)]))
+            lines += header(
+                f"{PREFIX}https_jwks_fetches_total", "counter", "Fetches of the JWKS, by result."
+            )
             for result, n in sorted(c.jwks_fetches.items()):
-                lines.append(sample(f"{PREFIX}https_jwks_fetches_total", n,
-                                    [("result", result)]))
-            lines += header(f"{PREFIX}https_commit_seconds", "histogram",
-                            "Seconds from a POST's arrival to its commit, for 2xx answers.")
+                lines.append(sample(f"{PREFIX}https_jwks_fetches_total", n, [("result", result)]))
+            lines += header(
+                f"{PREFIX}https_commit_seconds",
+                "histogram",
+                "Seconds from a POST's arrival to its commit, for 2xx answers.",
+            )
             lines += c.commit_seconds.lines(f"{PREFIX}https_commit_seconds")
         return "\n".join(lines) + "\n"
 
@@ -307,8 +350,9 @@ def _handler(metrics: Metrics, health: Health) -> type[BaseHTTPRequestHandler]:
             except Exception as exc:  # a broken check is unhealthy, not a dead server
                 return False, f"health check failed: {exc.__class__.__name__}: {exc}"
 
-        def _reply(self, code: int, body: str,
-                   content_type: str = "text/plain; charset=utf-8") -> None:
+        def _reply(
+            self, code: int, body: str, content_type: str = "text/plain; charset=utf-8"
+        ) -> None:
             data = body.encode("utf-8")
             self.send_response(code)
             self.send_header("Content-Type", content_type)
@@ -348,8 +392,10 @@ class MetricsServer:
             raise RuntimeError("MetricsServer is already started")
         self._server = _Server((self.host, self._port), _handler(self.metrics, self.health))
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": self.POLL_INTERVAL},
-            name="ledbelly-metrics", daemon=True,
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": self.POLL_INTERVAL},
+            name="ledbelly-metrics",
+            daemon=True,
         )
         self._thread.start()
 

@@ -76,7 +76,7 @@ def flatten_caliper(
         key = joined.get(k)
         if key is None:
             seg = caliper_segment(k)
-            key = joined[k] = (prefix + "_" + seg if prefix and seg else seg or prefix)
+            key = joined[k] = prefix + "_" + seg if prefix and seg else seg or prefix
         if type(v) is dict and key not in keep:
             flatten_caliper(v, key, out, keep)
         elif type(v) is list and key not in keep and all(not isinstance(x, dict | list) for x in v):

@@ -65,12 +65,14 @@ def infer_column(name: str, samples: Iterable[Any], source: str | None = None) -
         return ColumnDef(name, "datetime", source=source)
     if name.endswith("id") and all(_INT_TEXT.match(v) for v in values):
         return ColumnDef(name, "bigint", source=source)
-    return string_column(name, max(len(v) for v in values),
-                         any(not v.isascii() for v in values), source)
+    return string_column(
+        name, max(len(v) for v in values), any(not v.isascii() for v in values), source
+    )
 
 
-def string_column(name: str, length: int, multibyte: bool = False,
-                  source: str | None = None) -> ColumnDef:
+def string_column(
+    name: str, length: int, multibyte: bool = False, source: str | None = None
+) -> ColumnDef:
     """A string column for values up to ``length`` (with headroom), or text past 2000."""
     size = headroom(max(length, 1))
     if size is None:
@@ -78,8 +80,9 @@ def string_column(name: str, length: int, multibyte: bool = False,
     return ColumnDef(name, "string", size=size, multibyte=multibyte, source=source)
 
 
-_WIDENINGS = frozenset([("int", "bigint"), ("int", "float"), ("bigint", "float"),
-                        ("string", "text")])
+_WIDENINGS = frozenset(
+    [("int", "bigint"), ("int", "float"), ("bigint", "float"), ("string", "text")]
+)
 
 
 def is_wider(new: ColumnDef, old: ColumnDef) -> bool:
@@ -96,12 +99,17 @@ def column_name(table: TableDef, key: str, taken: set[str]) -> tuple[str, str | 
     """A new column's name for a flat key, and its ``source`` when the default will not do."""
     pk = table.primary_key.name if table.primary_key else ""
     if table.format == "canvas" and key.startswith("metadata."):
-        bare = key[len("metadata."):]
+        bare = key[len("metadata.") :]
         base = bare if bare in METADATA_PLAIN else bare + "_meta"
     elif table.format == "canvas" and key.startswith("body."):
-        base = key[len("body."):]
-        if base in METADATA_PLAIN or base.endswith("_meta") or base in taken \
-                or base in SYSTEM_COLUMNS or base == pk:
+        base = key[len("body.") :]
+        if (
+            base in METADATA_PLAIN
+            or base.endswith("_meta")
+            or base in taken
+            or base in SYSTEM_COLUMNS
+            or base == pk
+        ):
             base += "_body"
     else:
         base = sanitize_name(key).lower().strip("_") or "field"
@@ -152,24 +160,30 @@ def _template_columns(catalog: Catalog, fmt: str) -> tuple[ColumnDef, ...]:
     """The columns every table of a format shares: Canvas metadata, or Caliper's common ones."""
     name = CANVAS_TEMPLATE if fmt == "canvas" else CALIPER_TEMPLATE
     template = catalog.tables.get(name) or next(
-        (t for t in catalog if t.format == fmt and not t.stream), None)
+        (t for t in catalog if t.format == fmt and not t.stream), None
+    )
     if template is None:
         return ()
     if fmt == "caliper":
         return template.data_columns
-    return tuple(c for c in template.data_columns
-                 if resolved_source(template, c).startswith("metadata."))
+    return tuple(
+        c for c in template.data_columns if resolved_source(template, c).startswith("metadata.")
+    )
 
 
-def infer_table(catalog: Catalog, fmt: str, event_name: str,
-                flats: Sequence[dict[str, Any]]) -> TableDef:
+def infer_table(
+    catalog: Catalog, fmt: str, event_name: str, flats: Sequence[dict[str, Any]]
+) -> TableDef:
     """A new event table from flattened samples: key, times, the shared columns, the rest."""
     if fmt not in TABLE_PREFIX:
         raise LedbellyError(f"cannot make a table for format {fmt!r}")
     name = table_name_for(fmt, event_name)
-    bare = name[len(TABLE_PREFIX[fmt]):]
-    head = (ColumnDef(f"{bare}_id", "bigint", primary_key=True),
-            ColumnDef("processed_at", "datetime"), ColumnDef("event_time_local", "datetime"))
+    bare = name[len(TABLE_PREFIX[fmt]) :]
+    head = (
+        ColumnDef(f"{bare}_id", "bigint", primary_key=True),
+        ColumnDef("processed_at", "datetime"),
+        ColumnDef("event_time_local", "datetime"),
+    )
     table = TableDef(name, fmt, head + _template_columns(catalog, fmt), event=event_name)
     samples: dict[str, list[Any]] = {}
     for flat in flats:

@@ -24,12 +24,30 @@ TABLE_PREFIX = {"canvas": "live_", "caliper": "ims_"}
 SYSTEM_COLUMNS = frozenset(["processed_at", "event_time_local"])
 
 # LEDbelly's metadata naming: these metadata keys keep their own names as columns ...
-METADATA_PLAIN = frozenset([
-    "client_ip", "context_account_id", "context_sis_source_id", "event_name", "event_time",
-    "developer_key_id", "hostname", "http_method", "job_id", "job_tag", "producer",
-    "real_user_id", "request_id", "root_account_lti_guid", "root_account_uuid", "session_id",
-    "time_zone", "referrer", "user_account_id", "user_agent",
-])
+METADATA_PLAIN = frozenset(
+    [
+        "client_ip",
+        "context_account_id",
+        "context_sis_source_id",
+        "event_name",
+        "event_time",
+        "developer_key_id",
+        "hostname",
+        "http_method",
+        "job_id",
+        "job_tag",
+        "producer",
+        "real_user_id",
+        "request_id",
+        "root_account_lti_guid",
+        "root_account_uuid",
+        "session_id",
+        "time_zone",
+        "referrer",
+        "user_account_id",
+        "user_agent",
+    ]
+)
 # ... and any other metadata key is stored as ``<key>_meta`` (user_id -> user_id_meta).
 
 # libyaml's safe loader when PyYAML was built with it: loading ~140 schema files 5x faster.
@@ -257,18 +275,19 @@ def _load_dir(directory: Path) -> list[TableDef]:
 
     paths = sorted(directory.resolve().rglob("*.yml"))
     return schema_cache.cached(  # type: ignore[no-any-return]
-        paths, lambda: [load_table_file(p) for p in paths], code=[Path(__file__)])
+        paths, lambda: [load_table_file(p) for p in paths], code=[Path(__file__)]
+    )
 
 
 def column_spec_yaml(column: ColumnDef) -> str:
     """One column's spec in the flow style of the files in ``schemas/``."""
     spec = table_to_dict(TableDef("t", "custom", (column,)))["columns"][column.name]
-    return str(yaml.safe_dump(spec, default_flow_style=True, sort_keys=False,
-                              width=10_000)).strip()
+    return str(yaml.safe_dump(spec, default_flow_style=True, sort_keys=False, width=10_000)).strip()
 
 
-def table_to_yaml(table: TableDef, description: str | None = None,
-                  notes: dict[str, str] | None = None) -> str:
+def table_to_yaml(
+    table: TableDef, description: str | None = None, notes: dict[str, str] | None = None
+) -> str:
     """A table as a schema file, laid out like the hand-written ones (one column a line).
 
     ``notes`` are trailing ``# ...`` comments by column name, so a rewrite keeps them.

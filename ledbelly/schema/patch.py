@@ -35,21 +35,22 @@ from ledbelly.schema.model import (
     table_to_yaml,
 )
 
-_TRUNCATION = re.compile(r"^\S+ (?P<table>[A-Za-z0-9_]+)\.(?P<column>[A-Za-z0-9_]+) supplied "
-                         r"(?P<supplied>\d+), expecting (?P<expecting>\d+)")
+_TRUNCATION = re.compile(
+    r"^\S+ (?P<table>[A-Za-z0-9_]+)\.(?P<column>[A-Za-z0-9_]+) supplied "
+    r"(?P<supplied>\d+), expecting (?P<expecting>\d+)"
+)
 
 
 # ----- overlay files -----------------------------------------------------------------------
+
 
 def write_table_file(table: TableDef, directory: Path, description: str | None = None) -> Path:
     """Write a table as ``<directory>/<format>/<table>.yml``, keeping an old file's comments."""
     path = directory / table.format / f"{table.name}.yml"
     old_description, notes = read_comments(table.path or path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(table_to_yaml(table, description or old_description, notes),
-                    encoding="utf-8")
+    path.write_text(table_to_yaml(table, description or old_description, notes), encoding="utf-8")
     return path
-
 
 
 # ----- suggesting a schema patch -----------------------------------------------------------
@@ -80,9 +81,12 @@ class Patch:
 
     def render(self) -> str:
         """YAML with the evidence for each change as comments."""
-        lines = ["# ledbelly schema patch: review it, then run 'ledbelly schema apply <file>'",
-                 f"# from: {', '.join(self.sources) or 'nothing'}",
-                 f"ledbelly_schema_patch: {PATCH_VERSION}", "tables:" + ("" if self else " {}")]
+        lines = [
+            "# ledbelly schema patch: review it, then run 'ledbelly schema apply <file>'",
+            f"# from: {', '.join(self.sources) or 'nothing'}",
+            f"ledbelly_schema_patch: {PATCH_VERSION}",
+            "tables:" + ("" if self else " {}"),
+        ]
         for name, tp in self.tables.items():
             lines.append(f"  {name}:")
             if tp.create is not None:
@@ -90,8 +94,10 @@ class Patch:
             for key, cols in (("add_columns", tp.add), ("widen_columns", tp.widen)):
                 if cols:
                     lines.append(f"    {key}:")
-                    lines += [f"      {c.name}: {column_spec_yaml(c)}{_note(tp.notes, c.name)}"
-                              for c in cols]
+                    lines += [
+                        f"      {c.name}: {column_spec_yaml(c)}{_note(tp.notes, c.name)}"
+                        for c in cols
+                    ]
         return "\n".join(lines) + "\n"
 
     @classmethod
@@ -137,8 +143,12 @@ def _load_table_patch(name: str, spec: Any, path: Path) -> TablePatch:
     return tp
 
 
-def suggest(schema_dir: Path | None, log_dir: Path, engine: Engine | None = None,
-            overlay: Path | None = None) -> Patch:
+def suggest(
+    schema_dir: Path | None,
+    log_dir: Path,
+    engine: Engine | None = None,
+    overlay: Path | None = None,
+) -> Patch:
     """A patch from what ledbelly saw: overlay tables, undefined fields, truncations, unknowns.
 
     New columns get types inferred from their samples; truncated strings get the longest
@@ -178,8 +188,9 @@ def _diff_tables(old: TableDef | None, new: TableDef) -> TablePatch | None:
 
 def _log_lines(log_dir: Path, name: str) -> list[str]:
     """Lines of a log and its rotated copies, oldest first."""
-    paths = sorted(log_dir.glob(name + ".*"), key=lambda p: -int(p.suffix[1:])
-                   if p.suffix[1:].isdigit() else 0)
+    paths = sorted(
+        log_dir.glob(name + ".*"), key=lambda p: -int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0
+    )
     lines: list[str] = []
     for p in [*paths, log_dir / name]:
         if p.is_file():
@@ -187,8 +198,9 @@ def _log_lines(log_dir: Path, name: str) -> list[str]:
     return lines
 
 
-def _from_undefined(log_dir: Path, desired: dict[str, TableDef],
-                    notes: dict[str, dict[str, str]], patch: Patch) -> None:
+def _from_undefined(
+    log_dir: Path, desired: dict[str, TableDef], notes: dict[str, dict[str, str]], patch: Patch
+) -> None:
     samples: dict[str, dict[str, list[Any]]] = {}
     for line in _log_lines(log_dir, UNDEFINED):
         try:
@@ -197,8 +209,7 @@ def _from_undefined(log_dir: Path, desired: dict[str, TableDef],
         except (ValueError, KeyError, TypeError):
             continue
         if table in desired:
-            samples.setdefault(table, {}).setdefault(key, []).append(
-                _sample(entry.get("sample")))
+            samples.setdefault(table, {}).setdefault(key, []).append(_sample(entry.get("sample")))
     for table, fields in samples.items():
         new, added = add_fields(desired[table], fields)
         desired[table] = new
@@ -226,8 +237,9 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _from_truncations(log_dir: Path, desired: dict[str, TableDef],
-                      notes: dict[str, dict[str, str]], patch: Patch) -> None:
+def _from_truncations(
+    log_dir: Path, desired: dict[str, TableDef], notes: dict[str, dict[str, str]], patch: Patch
+) -> None:
     longest: dict[tuple[str, str], tuple[int, int]] = {}
     for line in _log_lines(log_dir, TRUNCATIONS):
         m = _TRUNCATION.match(line)
@@ -241,22 +253,29 @@ def _from_truncations(log_dir: Path, desired: dict[str, TableDef],
         new = widen_column(desired[table], column, supplied)
         if new is not None:
             desired[table] = new
-            notes.setdefault(table, {})[column] = f"values up to {supplied} were cut to " \
-                f"{expecting}"
+            notes.setdefault(table, {})[column] = f"values up to {supplied} were cut to {expecting}"
     if longest:
         patch.sources.append(str(log_dir / TRUNCATIONS))
 
 
-def _from_unknown_events(engine: Engine, catalog: Catalog, desired: dict[str, TableDef],
-                         notes: dict[str, dict[str, str]], patch: Patch) -> None:
+def _from_unknown_events(
+    engine: Engine,
+    catalog: Catalog,
+    desired: dict[str, TableDef],
+    notes: dict[str, dict[str, str]],
+    patch: Patch,
+) -> None:
     flats: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for event_name, body in _unknown_bodies(engine):
         try:
             fmt, name, flat = flatten_body(body, event_name)
         except LedbellyError:
             continue
-        if fmt in TABLE_PREFIX and catalog.route(fmt, name) is None \
-                and table_name_for(fmt, name) not in desired:
+        if (
+            fmt in TABLE_PREFIX
+            and catalog.route(fmt, name) is None
+            and table_name_for(fmt, name) not in desired
+        ):
             group = flats.setdefault((fmt, name), [])
             if len(group) < _UNKNOWN_SAMPLES:
                 group.append(flat)
@@ -272,12 +291,14 @@ def _unknown_bodies(engine: Engine) -> list[tuple[str | None, str]]:
     with engine.connect() as conn:
         if not inspect(conn).has_table(UNKNOWN_TABLE):
             return []
-        rows = conn.execute(select(unknown.c.event_name, unknown.c.raw_body)
-                            .order_by(unknown.c.id.desc()))
+        rows = conn.execute(
+            select(unknown.c.event_name, unknown.c.raw_body).order_by(unknown.c.id.desc())
+        )
         return [(r.event_name, r.raw_body) for r in rows if r.raw_body]
 
 
 # ----- applying a patch to schemas/ --------------------------------------------------------
+
 
 def apply_patch(patch: Patch, schema_dir: Path) -> list[Path]:
     """Merge a patch into ``schema_dir``: new files, new columns, wider columns; never narrower.
@@ -306,7 +327,8 @@ def _description(tp: TablePatch, table: TableDef) -> str | None:
         return None
     note = tp.notes.get("", "")
     return f"{table.format} event {table.event}: added from a ledbelly schema patch" + (
-        f" ({note})" if note else "")
+        f" ({note})" if note else ""
+    )
 
 
 def _merge(table: TableDef, changes: list[ColumnDef]) -> TableDef:
@@ -316,6 +338,7 @@ def _merge(table: TableDef, changes: list[ColumnDef]) -> TableDef:
         if at is None:
             columns.append(col)
         elif is_wider(col, columns[at]):
-            columns[at] = replace(col, source=columns[at].source or col.source,
-                                  json=columns[at].json)
+            columns[at] = replace(
+                col, source=columns[at].source or col.source, json=columns[at].json
+            )
     return replace(table, columns=tuple(columns))

@@ -73,12 +73,16 @@ def _cal(
     ev["edApp"] = {"id": SENSOR, "type": "SoftwareApplication"}
     if c is not None:
         cid = _URN + "course:" + c.gid
-        ev.setdefault("group", {
-            "id": cid,
-            "type": "CourseOffering",
-            "extensions": {"com.instructure.canvas": {"context_type": "Course",
-                                                      "entity_id": c.gid}},
-        })
+        ev.setdefault(
+            "group",
+            {
+                "id": cid,
+                "type": "CourseOffering",
+                "extensions": {
+                    "com.instructure.canvas": {"context_type": "Course", "entity_id": c.gid}
+                },
+            },
+        )
         if role is not None:
             crole = t.CALIPER_ROLE.get(role, "Learner")
             ev["membership"] = {
@@ -100,8 +104,11 @@ def _cal(
             "version": "1.0.0",
         }
     else:
-        ext = {"job_id": str(rng.randint(10**15, 10**16 - 1)), "job_tag": job_tag,
-               "version": "1.0.0"}
+        ext = {
+            "job_id": str(rng.randint(10**15, 10**16 - 1)),
+            "job_tag": job_tag,
+            "version": "1.0.0",
+        }
     ev["extensions"] = {"com.instructure.canvas": ext}
     ms = int(ts[20:23]) + 20 + rng.randrange(600)
     send = ts[:20] + f"{ms % 1000:03d}Z" if ms < 1000 else ts[:19] + ".999Z"
@@ -117,8 +124,7 @@ def asset_accessed(g: Sim, name: str, ts: str) -> Payload:
     """A page view (NavigationEvent), the bulk of all traffic."""
     u, c, role = g.actor()
     kind, agid, aname, sub, _, path, _, ctype, _ = g.asset(c)
-    urn_kind, otype = t.CALIPER_OBJ_TYPE.get(kind, ("context_external_tool",
-                                                    "SoftwareApplication"))
+    urn_kind, otype = t.CALIPER_OBJ_TYPE.get(kind, ("context_external_tool", "SoftwareApplication"))
     ext: Payload = {
         "asset_name": aname,
         "asset_type": kind,
@@ -135,8 +141,18 @@ def asset_accessed(g: Sim, name: str, ts: str) -> Payload:
         "extensions": {"com.instructure.canvas": ext},
     }
     in_course = ctype == "Course" and g.rng.random() < 0.8
-    return _cal(g, "NavigationEvent", "NavigatedTo", ts, u, obj, BASE + path,
-                g.referrer(c), c if in_course else None, role)
+    return _cal(
+        g,
+        "NavigationEvent",
+        "NavigatedTo",
+        ts,
+        u,
+        obj,
+        BASE + path,
+        g.referrer(c),
+        c if in_course else None,
+        role,
+    )
 
 
 def logged_in(g: Sim, name: str, ts: str) -> Payload:
@@ -147,16 +163,36 @@ def logged_in(g: Sim, name: str, ts: str) -> Payload:
         "type": "SoftwareApplication",
         "extensions": {"com.instructure.canvas": {"redirect_url": f"{BASE}/"}},
     }
-    return _cal(g, "SessionEvent", "LoggedIn", ts, u, obj, f"{BASE}/login/saml",
-                "https://idp.example.edu/idp/profile/SAML2/Redirect/SSO", None, None)
+    return _cal(
+        g,
+        "SessionEvent",
+        "LoggedIn",
+        ts,
+        u,
+        obj,
+        f"{BASE}/login/saml",
+        "https://idp.example.edu/idp/profile/SAML2/Redirect/SSO",
+        None,
+        None,
+    )
 
 
 def logged_out(g: Sim, name: str, ts: str) -> Payload:
     """A logout."""
     u, c, _ = g.actor()
     obj = {"id": SENSOR, "type": "SoftwareApplication"}
-    return _cal(g, "SessionEvent", "LoggedOut", ts, u, obj, f"{BASE}/logout",
-                f"{BASE}/courses/{c.local}", None, None)
+    return _cal(
+        g,
+        "SessionEvent",
+        "LoggedOut",
+        ts,
+        u,
+        obj,
+        f"{BASE}/logout",
+        f"{BASE}/courses/{c.local}",
+        None,
+        None,
+    )
 
 
 def _attempt(sub_gid: str, s: User, a_urn: str, a_type: str) -> Payload:
@@ -173,17 +209,29 @@ def submission_created(g: Sim, name: str, ts: str) -> Payload:
     s, c, _ = g.actor(1.0)
     a = g.rng.choice(c.assignments)
     f = g.submission_fields(ts, c, a, s, graded=False)
-    obj = _attempt(f["submission_id"], s, f"{_URN}assignment:{a.gid}",
-                   "AssignableDigitalResource")
+    obj = _attempt(f["submission_id"], s, f"{_URN}assignment:{a.gid}", "AssignableDigitalResource")
     obj["dateCreated"] = ts
-    obj["extensions"] = {"com.instructure.canvas": {
-        "submission_type": f["submission_type"], "url": f["url"],
-        "entity_id": f["submission_id"]}}
+    obj["extensions"] = {
+        "com.instructure.canvas": {
+            "submission_type": f["submission_type"],
+            "url": f["url"],
+            "entity_id": f["submission_id"],
+        }
+    }
     obj["count"] = f["attempt"]
     obj["body"] = f["body"]
-    return _cal(g, "AssignableEvent", "Submitted", ts, s, obj,
-                f"{BASE}/courses/{c.local}/assignments/{a.local}/submissions",
-                None, c if g.rng.random() < 0.5 else None, "StudentEnrollment")
+    return _cal(
+        g,
+        "AssignableEvent",
+        "Submitted",
+        ts,
+        s,
+        obj,
+        f"{BASE}/courses/{c.local}/assignments/{a.local}/submissions",
+        None,
+        c if g.rng.random() < 0.5 else None,
+        "StudentEnrollment",
+    )
 
 
 def submission_updated(g: Sim, name: str, ts: str) -> Payload:
@@ -193,15 +241,27 @@ def submission_updated(g: Sim, name: str, ts: str) -> Payload:
     s = g.student(c)
     tch = g.teacher(c)
     f = g.submission_fields(ts, c, a, s, graded=g.rng.random() < 0.7)
-    obj = _attempt(f["submission_id"], s, f"{_URN}assignment:{a.gid}",
-                   "AssignableDigitalResource")
+    obj = _attempt(f["submission_id"], s, f"{_URN}assignment:{a.gid}", "AssignableDigitalResource")
     obj["dateModified"] = ts
-    obj["extensions"] = {"com.instructure.canvas": {
-        "submission_type": f["submission_type"], "entity_id": f["submission_id"]}}
+    obj["extensions"] = {
+        "com.instructure.canvas": {
+            "submission_type": f["submission_type"],
+            "entity_id": f["submission_id"],
+        }
+    }
     obj["count"] = f["attempt"]
-    return _cal(g, "Event", "Modified", ts, tch, obj,
-                f"{BASE}/courses/{c.local}/gradebook/update_submission",
-                f"{BASE}/courses/{c.local}/gradebook", c, "TeacherEnrollment")
+    return _cal(
+        g,
+        "Event",
+        "Modified",
+        ts,
+        tch,
+        obj,
+        f"{BASE}/courses/{c.local}/gradebook/update_submission",
+        f"{BASE}/courses/{c.local}/gradebook",
+        c,
+        "TeacherEnrollment",
+    )
 
 
 def grade_change(g: Sim, name: str, ts: str) -> Payload:
@@ -210,11 +270,19 @@ def grade_change(g: Sim, name: str, ts: str) -> Payload:
     a, s, tch, gr = g.grade(c)
     sub = gr["submission_id"]
     grade_ext = {"com.instructure.canvas": {"grade": gr["grade"], "entity_id": sub}}
-    assignee = {"id": _URN + "user:" + s.gid, "type": "Person",
-                "extensions": {"com.instructure.canvas": {"sis_id": s.sis_id}}}
+    assignee = {
+        "id": _URN + "user:" + s.gid,
+        "type": "Person",
+        "extensions": {"com.instructure.canvas": {"sis_id": s.sis_id}},
+    }
     assignable = {"id": f"{_URN}assignment:{a.gid}", "type": "AssignableDigitalResource"}
-    obj = {"id": f"{_URN}submission:{sub}", "type": "Attempt", "extensions": grade_ext,
-           "assignee": assignee, "assignable": assignable}
+    obj = {
+        "id": f"{_URN}submission:{sub}",
+        "type": "Attempt",
+        "extensions": grade_ext,
+        "assignee": assignee,
+        "assignable": assignable,
+    }
     generated = {
         "id": f"{_URN}submission:{sub}",
         "type": "Score",
@@ -223,20 +291,34 @@ def grade_change(g: Sim, name: str, ts: str) -> Payload:
             "id": f"{_URN}submission:{sub}",
             "type": "Attempt",
             "extensions": {"com.instructure.canvas": {"grade": gr["grade"]}},
-            "assignee": {"id": _URN + "user:" + s.gid, "type": "Person",
-                         "extensions": {"com.instructure.canvas": {"sis_id": s.sis_id}}},
-            "assignable": {"id": f"{_URN}assignment:{a.gid}",
-                           "type": "AssignableDigitalResource"},
+            "assignee": {
+                "id": _URN + "user:" + s.gid,
+                "type": "Person",
+                "extensions": {"com.instructure.canvas": {"sis_id": s.sis_id}},
+            },
+            "assignable": {"id": f"{_URN}assignment:{a.gid}", "type": "AssignableDigitalResource"},
         },
         "maxScore": gr["points_possible"],
         "scoreGiven": gr["score"],
         "scoredBy": _URN + "user:" + tch.gid,
     }
-    url = (f"{BASE}/api/v1/courses/{c.local}/assignments/{a.local}/submissions/"
-           f"{s.local}?include%5B%5D=visibility")
-    return _cal(g, "GradeEvent", "Graded", ts, tch, obj, url,
-                f"{BASE}/courses/{c.local}/gradebook", c, "TeacherEnrollment",
-                extra={"generated": generated})
+    url = (
+        f"{BASE}/api/v1/courses/{c.local}/assignments/{a.local}/submissions/"
+        f"{s.local}?include%5B%5D=visibility"
+    )
+    return _cal(
+        g,
+        "GradeEvent",
+        "Graded",
+        ts,
+        tch,
+        obj,
+        url,
+        f"{BASE}/courses/{c.local}/gradebook",
+        c,
+        "TeacherEnrollment",
+        extra={"generated": generated},
+    )
 
 
 def discussion_entry_created(g: Sim, name: str, ts: str) -> Payload:
@@ -251,9 +333,18 @@ def discussion_entry_created(g: Sim, name: str, ts: str) -> Payload:
         "isPartOf": {"id": f"{_URN}discussion:{tp.gid}", "type": "Thread"},
         "body": g.entry_text(),
     }
-    return _cal(g, "MessageEvent", "Posted", ts, u, obj,
-                f"{BASE}/api/v1/courses/{c.local}/discussion_topics/{tp.local}/entries",
-                f"{BASE}/courses/{c.local}/discussion_topics/{tp.local}", c, role)
+    return _cal(
+        g,
+        "MessageEvent",
+        "Posted",
+        ts,
+        u,
+        obj,
+        f"{BASE}/api/v1/courses/{c.local}/discussion_topics/{tp.local}/entries",
+        f"{BASE}/courses/{c.local}/discussion_topics/{tp.local}",
+        c,
+        role,
+    )
 
 
 def discussion_topic_created(g: Sim, name: str, ts: str) -> Payload:
@@ -265,13 +356,22 @@ def discussion_topic_created(g: Sim, name: str, ts: str) -> Payload:
         "id": f"{_URN}discussion:{tgid}",
         "type": "Thread",
         "name": tp.name,
-        "extensions": {"com.instructure.canvas": {
-            "is_announcement": g.rng.random() < 0.35, "entity_id": tgid}},
+        "extensions": {
+            "com.instructure.canvas": {"is_announcement": g.rng.random() < 0.35, "entity_id": tgid}
+        },
     }
-    return _cal(g, "ThreadEvent", "Created", ts, g.teacher(c), obj,
-                f"{BASE}/api/v1/courses/{c.local}/discussion_topics",
-                f"{BASE}/courses/{c.local}/discussion_topics/new", c,
-                "TeacherEnrollment")
+    return _cal(
+        g,
+        "ThreadEvent",
+        "Created",
+        ts,
+        g.teacher(c),
+        obj,
+        f"{BASE}/api/v1/courses/{c.local}/discussion_topics",
+        f"{BASE}/courses/{c.local}/discussion_topics/new",
+        c,
+        "TeacherEnrollment",
+    )
 
 
 def _assignment(g: Sim, ts: str, created: bool) -> Payload:
@@ -292,10 +392,18 @@ def _assignment(g: Sim, ts: str, created: bool) -> Payload:
     obj["dateToShow"] = a.unlock_at
     obj["dateToSubmit"] = a.due_at
     obj["maxScore"] = a.points
-    return _cal(g, "Event", "Created" if created else "Modified", ts, g.teacher(c),
-                obj, f"{BASE}/api/v1/courses/{c.local}/assignments",
-                f"{BASE}/courses/{c.local}/assignments/{a.local}/edit", c,
-                "TeacherEnrollment")
+    return _cal(
+        g,
+        "Event",
+        "Created" if created else "Modified",
+        ts,
+        g.teacher(c),
+        obj,
+        f"{BASE}/api/v1/courses/{c.local}/assignments",
+        f"{BASE}/courses/{c.local}/assignments/{a.local}/edit",
+        c,
+        "TeacherEnrollment",
+    )
 
 
 def assignment_created(g: Sim, name: str, ts: str) -> Payload:
@@ -318,13 +426,18 @@ def attachment_created(g: Sim, name: str, ts: str) -> Payload:
         "type": "Document",
         "name": f.name,
         "dateCreated": ts,
-        "extensions": {"com.instructure.canvas": {
-            "context_id": c.gid, "context_type": "Course", "filename": f.extra2,
-            "folder_id": c.folder, "entity_id": agid}},
+        "extensions": {
+            "com.instructure.canvas": {
+                "context_id": c.gid,
+                "context_type": "Course",
+                "filename": f.extra2,
+                "folder_id": c.folder,
+                "entity_id": agid,
+            }
+        },
         "mediaType": f.extra,
     }
-    return _cal(g, "Event", "Created", ts, u, obj, f"{BASE}/api/v1/files/capture",
-                None, c, role)
+    return _cal(g, "Event", "Created", ts, u, obj, f"{BASE}/api/v1/files/capture", None, c, role)
 
 
 def _enrollment(g: Sim, ts: str, created: bool) -> Payload:
@@ -341,8 +454,11 @@ def _enrollment(g: Sim, ts: str, created: bool) -> Payload:
         "workflow_state": b["workflow_state"],
         "entity_id": eid,
     }
-    obj: Payload = {"id": f"{_URN}enrollment:{eid}", "type": "Entity",
-                    "dateCreated": ts if created else c.created_at[:19] + ".000Z"}
+    obj: Payload = {
+        "id": f"{_URN}enrollment:{eid}",
+        "type": "Entity",
+        "dateCreated": ts if created else c.created_at[:19] + ".000Z",
+    }
     if not created:
         obj["dateModified"] = ts
     obj["extensions"] = {"com.instructure.canvas": ext}
@@ -352,13 +468,19 @@ def _enrollment(g: Sim, ts: str, created: bool) -> Payload:
     group = {
         "id": ext["course_section_id"],
         "type": "CourseSection",
-        "extensions": {"com.instructure.canvas": {"context_type": "Course",
-                                                  "entity_id": c.gid}},
+        "extensions": {"com.instructure.canvas": {"context_type": "Course", "entity_id": c.gid}},
         "subOrganizationOf": {"id": course_urn, "type": "CourseOffering"},
     }
     return _cal(
-        g, "Event", "Created" if created else "Modified", ts, admin, obj,
-        f"{BASE}/courses/{c.local}/enroll_users", None, c,
+        g,
+        "Event",
+        "Created" if created else "Modified",
+        ts,
+        admin,
+        obj,
+        f"{BASE}/courses/{c.local}/enroll_users",
+        None,
+        c,
         None if system else "TeacherEnrollment",
         extra={"group": group},
         job_tag="SIS::CSV::ImportRefactored#run_parallel_importer" if system else None,
@@ -383,13 +505,20 @@ def _wiki(g: Sim, ts: str, created: bool) -> Payload:
         "id": f"{_URN}wikiPage:{pgid}",
         "type": "Page",
         "name": page.name,
-        "extensions": {"com.instructure.canvas": {"body": g.page_body(),
-                                                  "entity_id": pgid}},
+        "extensions": {"com.instructure.canvas": {"body": g.page_body(), "entity_id": pgid}},
     }
-    return _cal(g, "Event", "Created" if created else "Modified", ts, g.teacher(c),
-                obj, f"{BASE}/api/v1/courses/{c.local}/pages/{page.extra}",
-                f"{BASE}/courses/{c.local}/pages/{page.extra}/edit", c,
-                "TeacherEnrollment")
+    return _cal(
+        g,
+        "Event",
+        "Created" if created else "Modified",
+        ts,
+        g.teacher(c),
+        obj,
+        f"{BASE}/api/v1/courses/{c.local}/pages/{page.extra}",
+        f"{BASE}/courses/{c.local}/pages/{page.extra}/edit",
+        c,
+        "TeacherEnrollment",
+    )
 
 
 def wiki_page_created(g: Sim, name: str, ts: str) -> Payload:
@@ -409,10 +538,18 @@ def quiz_submitted(g: Sim, name: str, ts: str) -> Payload:
     sub = g.new_gid()
     obj = _attempt(sub, s, f"{_URN}quiz:{q.gid}", "Assessment")
     obj["extensions"] = {"com.instructure.canvas": {"entity_id": sub}}
-    return _cal(g, "AssessmentEvent", "Submitted", ts, s, obj,
-                f"{BASE}/courses/{c.local}/quizzes/{q.local}/submissions?user_id={s.local}",
-                f"{BASE}/courses/{c.local}/quizzes/{q.local}/take", c,
-                "StudentEnrollment")
+    return _cal(
+        g,
+        "AssessmentEvent",
+        "Submitted",
+        ts,
+        s,
+        obj,
+        f"{BASE}/courses/{c.local}/quizzes/{q.local}/submissions?user_id={s.local}",
+        f"{BASE}/courses/{c.local}/quizzes/{q.local}/take",
+        c,
+        "StudentEnrollment",
+    )
 
 
 CALIPER_BUILDERS: dict[str, Builder] = {

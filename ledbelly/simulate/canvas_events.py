@@ -113,10 +113,7 @@ def logged_in(g: Sim, name: str, ts: str) -> Payload:
     rng = g.rng
     sso = rng.random() < 0.7
     url = f"{BASE}/login/saml" if sso else f"{BASE}/login/canvas"
-    ref = (
-        "https://idp.example.edu/idp/profile/SAML2/Redirect/SSO"
-        f"?execution=e{rng.randint(1, 9)}s2"
-    )
+    ref = f"https://idp.example.edu/idp/profile/SAML2/Redirect/SSO?execution=e{rng.randint(1, 9)}s2"
     redirect = f"{BASE}/" if rng.random() < 0.8 else f"{BASE}/courses/{c.local}"
     meta = _meta(g, name, ts, u, None, None, "POST", url, ref if sso else None)
     return {"metadata": meta, "body": {"redirect_url": redirect}}
@@ -125,8 +122,9 @@ def logged_in(g: Sim, name: str, ts: str) -> Payload:
 def logged_out(g: Sim, name: str, ts: str) -> Payload:
     """A logout; the body is empty, as in Canvas."""
     u, c, _ = g.actor()
-    meta = _meta(g, name, ts, u, None, None, "DELETE", f"{BASE}/logout",
-                 f"{BASE}/courses/{c.local}")
+    meta = _meta(
+        g, name, ts, u, None, None, "DELETE", f"{BASE}/logout", f"{BASE}/courses/{c.local}"
+    )
     return {"metadata": meta, "body": {}}
 
 
@@ -135,8 +133,17 @@ def submission_created(g: Sim, name: str, ts: str) -> Payload:
     s, c, _ = g.actor(1.0)
     a = g.rng.choice(c.assignments)
     url = f"{BASE}/courses/{c.local}/assignments/{a.local}/submissions"
-    meta = _meta(g, name, ts, s, c, "StudentEnrollment", "POST", url,
-                 f"{BASE}/courses/{c.local}/assignments/{a.local}")
+    meta = _meta(
+        g,
+        name,
+        ts,
+        s,
+        c,
+        "StudentEnrollment",
+        "POST",
+        url,
+        f"{BASE}/courses/{c.local}/assignments/{a.local}",
+    )
     return {"metadata": meta, "body": g.submission_fields(ts, c, a, s, graded=False)}
 
 
@@ -149,8 +156,17 @@ def submission_updated(g: Sim, name: str, ts: str) -> Payload:
     if graded:
         tch = g.teacher(c)
         url = f"{BASE}/courses/{c.local}/gradebook/update_submission"
-        meta = _meta(g, name, ts, tch, c, "TeacherEnrollment", "POST", url,
-                     f"{BASE}/courses/{c.local}/gradebook/speed_grader?assignment_id={a.local}")
+        meta = _meta(
+            g,
+            name,
+            ts,
+            tch,
+            c,
+            "TeacherEnrollment",
+            "POST",
+            url,
+            f"{BASE}/courses/{c.local}/gradebook/speed_grader?assignment_id={a.local}",
+        )
     else:
         url = f"{BASE}/courses/{c.local}/assignments/{a.local}/submissions/{s.local}"
         meta = _meta(g, name, ts, s, c, "StudentEnrollment", "PUT", url, None)
@@ -165,10 +181,21 @@ def grade_change(g: Sim, name: str, ts: str) -> Payload:
         body["grader_id"] = None
         meta = _sys_meta(g, name, ts, "Quizzes::SubmissionGrader#grade_submission")
     else:
-        url = (f"{BASE}/api/v1/courses/{c.local}/assignments/{a.local}/submissions/"
-               f"{s.local}?include%5B%5D=visibility")
-        meta = _meta(g, name, ts, tch, c, "TeacherEnrollment", "PUT", url,
-                     f"{BASE}/courses/{c.local}/gradebook")
+        url = (
+            f"{BASE}/api/v1/courses/{c.local}/assignments/{a.local}/submissions/"
+            f"{s.local}?include%5B%5D=visibility"
+        )
+        meta = _meta(
+            g,
+            name,
+            ts,
+            tch,
+            c,
+            "TeacherEnrollment",
+            "PUT",
+            url,
+            f"{BASE}/courses/{c.local}/gradebook",
+        )
     return {"metadata": meta, "body": body}
 
 
@@ -178,8 +205,17 @@ def discussion_entry_created(g: Sim, name: str, ts: str) -> Payload:
     tp = g.rng.choice(c.topics)
     parent = g.new_gid() if g.rng.random() < 0.4 else None
     url = f"{BASE}/api/v1/courses/{c.local}/discussion_topics/{tp.local}/entries"
-    meta = _meta(g, name, ts, u, c, role, "POST", url,
-                 f"{BASE}/courses/{c.local}/discussion_topics/{tp.local}")
+    meta = _meta(
+        g,
+        name,
+        ts,
+        u,
+        c,
+        role,
+        "POST",
+        url,
+        f"{BASE}/courses/{c.local}/discussion_topics/{tp.local}",
+    )
     return {
         "metadata": meta,
         "body": {
@@ -197,9 +233,17 @@ def _page_meta(g: Sim, name: str, ts: str, c: Course, page: Item) -> Payload:
     if g.rng.random() < 0.3:  # blueprint sync pushes page edits from a job
         return _sys_meta(g, name, ts, "MasterCourses::MasterMigration#perform_imports")
     tch = g.teacher(c)
-    return _meta(g, name, ts, tch, c, "TeacherEnrollment", "PUT",
-                 f"{BASE}/api/v1/courses/{c.local}/pages/{page.extra}",
-                 f"{BASE}/courses/{c.local}/pages/{page.extra}/edit")
+    return _meta(
+        g,
+        name,
+        ts,
+        tch,
+        c,
+        "TeacherEnrollment",
+        "PUT",
+        f"{BASE}/api/v1/courses/{c.local}/pages/{page.extra}",
+        f"{BASE}/courses/{c.local}/pages/{page.extra}/edit",
+    )
 
 
 def wiki_page_updated(g: Sim, name: str, ts: str) -> Payload:
@@ -237,9 +281,17 @@ def _enrollment_meta(g: Sim, name: str, ts: str, c: Course) -> Payload:
     if g.rng.random() < 0.75:  # nightly SIS imports
         return _sys_meta(g, name, ts, _SIS_IMPORT)
     admin = g.teacher(c)
-    return _meta(g, name, ts, admin, c, "TeacherEnrollment", "POST",
-                 f"{BASE}/courses/{c.local}/enroll_users",
-                 f"{BASE}/courses/{c.local}/users")
+    return _meta(
+        g,
+        name,
+        ts,
+        admin,
+        c,
+        "TeacherEnrollment",
+        "POST",
+        f"{BASE}/courses/{c.local}/enroll_users",
+        f"{BASE}/courses/{c.local}/users",
+    )
 
 
 def enrollment_updated(g: Sim, name: str, ts: str) -> Payload:
@@ -301,8 +353,17 @@ def attachment_updated(g: Sim, name: str, ts: str) -> Payload:
     c = g.course()
     tch = g.teacher(c)
     f = g.file(c)
-    meta = _meta(g, name, ts, tch, c, "TeacherEnrollment", "PUT",
-                 f"{BASE}/api/v1/files/{f.local}", f"{BASE}/courses/{c.local}/files")
+    meta = _meta(
+        g,
+        name,
+        ts,
+        tch,
+        c,
+        "TeacherEnrollment",
+        "PUT",
+        f"{BASE}/api/v1/files/{f.local}",
+        f"{BASE}/courses/{c.local}/files",
+    )
     return {"metadata": meta, "body": _attachment_body(g, ts, tch, c, f, f.gid)}
 
 
@@ -335,9 +396,17 @@ def _assignment_body(g: Sim, ts: str, c: Course, a: Assignment, created: bool) -
 
 def _assignment_meta(g: Sim, name: str, ts: str, c: Course, a: Assignment) -> Payload:
     tch = g.teacher(c)
-    meta = _meta(g, name, ts, tch, c, "TeacherEnrollment", "PUT",
-                 f"{BASE}/api/v1/courses/{c.local}/assignments/{a.local}",
-                 f"{BASE}/courses/{c.local}/assignments/{a.local}/edit")
+    meta = _meta(
+        g,
+        name,
+        ts,
+        tch,
+        c,
+        "TeacherEnrollment",
+        "PUT",
+        f"{BASE}/api/v1/courses/{c.local}/assignments/{a.local}",
+        f"{BASE}/courses/{c.local}/assignments/{a.local}/edit",
+    )
     meta["developer_key_id"] = None
     return meta
 
@@ -346,8 +415,10 @@ def assignment_updated(g: Sim, name: str, ts: str) -> Payload:
     """A teacher edits an assignment."""
     c = g.course()
     a = g.rng.choice(c.assignments)
-    return {"metadata": _assignment_meta(g, name, ts, c, a),
-            "body": _assignment_body(g, ts, c, a, created=False)}
+    return {
+        "metadata": _assignment_meta(g, name, ts, c, a),
+        "body": _assignment_body(g, ts, c, a, created=False),
+    }
 
 
 def assignment_created(g: Sim, name: str, ts: str) -> Payload:
@@ -364,8 +435,17 @@ def quiz_submitted(g: Sim, name: str, ts: str) -> Payload:
     s, c, _ = g.actor(1.0)
     q = g.rng.choice(c.quizzes)
     url = f"{BASE}/courses/{c.local}/quizzes/{q.local}/submissions?user_id={s.local}"
-    meta = _meta(g, name, ts, s, c, "StudentEnrollment", "POST", url,
-                 f"{BASE}/courses/{c.local}/quizzes/{q.local}/take")
+    meta = _meta(
+        g,
+        name,
+        ts,
+        s,
+        c,
+        "StudentEnrollment",
+        "POST",
+        url,
+        f"{BASE}/courses/{c.local}/quizzes/{q.local}/take",
+    )
     return {"metadata": meta, "body": {"quiz_id": q.gid, "submission_id": g.new_gid()}}
 
 
@@ -375,9 +455,17 @@ def submission_comment_created(g: Sim, name: str, ts: str) -> Payload:
     u, c, role = g.actor(0.3)
     a = rng.choice(c.assignments)
     n_att = rng.choice(t.COMMENT_ATTACHMENT_COUNTS)
-    meta = _meta(g, name, ts, u, c, role, "PUT",
-                 f"{BASE}/api/v1/courses/{c.local}/assignments/{a.local}/submissions/"
-                 f"{g.student(c).local}", None)
+    meta = _meta(
+        g,
+        name,
+        ts,
+        u,
+        c,
+        role,
+        "PUT",
+        f"{BASE}/api/v1/courses/{c.local}/assignments/{a.local}/submissions/{g.student(c).local}",
+        None,
+    )
     return {
         "metadata": meta,
         "body": {
@@ -408,8 +496,9 @@ def _user_body(ts: str, u: User, state: str) -> Payload:
 def user_updated(g: Sim, name: str, ts: str) -> Payload:
     """Someone edits their profile."""
     u, c, role = g.actor()
-    meta = _meta(g, name, ts, u, c, role, "PUT", f"{BASE}/api/v1/users/{u.local}",
-                 f"{BASE}/profile/settings")
+    meta = _meta(
+        g, name, ts, u, c, role, "PUT", f"{BASE}/api/v1/users/{u.local}", f"{BASE}/profile/settings"
+    )
     return {"metadata": meta, "body": _user_body(ts, u, "registered")}
 
 
@@ -417,8 +506,9 @@ def user_created(g: Sim, name: str, ts: str) -> Payload:
     """An admin creates a user through the API (so a developer key is set)."""
     u, c, _ = g.actor()
     admin = g.teacher(c)
-    meta = _meta(g, name, ts, admin, c, "TeacherEnrollment", "POST",
-                 f"{BASE}/api/v1/accounts/1/users", None)
+    meta = _meta(
+        g, name, ts, admin, c, "TeacherEnrollment", "POST", f"{BASE}/api/v1/accounts/1/users", None
+    )
     meta["developer_key_id"] = gid(7)
     body = _user_body(ts, u, "pre_registered")
     body["user_id"] = g.new_gid()
@@ -444,8 +534,17 @@ def course_updated(g: Sim, name: str, ts: str) -> Payload:
     if g.rng.random() < 0.6:
         meta = _sys_meta(g, name, ts, _SIS_IMPORT)
     else:
-        meta = _meta(g, name, ts, g.teacher(c), c, "TeacherEnrollment", "PUT",
-                     f"{BASE}/courses/{c.local}", f"{BASE}/courses/{c.local}/settings")
+        meta = _meta(
+            g,
+            name,
+            ts,
+            g.teacher(c),
+            c,
+            "TeacherEnrollment",
+            "PUT",
+            f"{BASE}/courses/{c.local}",
+            f"{BASE}/courses/{c.local}/settings",
+        )
     return {"metadata": meta, "body": _course_body(g, ts, c)}
 
 
@@ -466,9 +565,17 @@ def discussion_topic_created(g: Sim, name: str, ts: str) -> Payload:
     c = g.course()
     tp = rng.choice(c.topics)
     announce = rng.random() < 0.35
-    meta = _meta(g, name, ts, g.teacher(c), c, "TeacherEnrollment", "POST",
-                 f"{BASE}/api/v1/courses/{c.local}/discussion_topics",
-                 f"{BASE}/courses/{c.local}/discussion_topics/new")
+    meta = _meta(
+        g,
+        name,
+        ts,
+        g.teacher(c),
+        c,
+        "TeacherEnrollment",
+        "POST",
+        f"{BASE}/api/v1/courses/{c.local}/discussion_topics",
+        f"{BASE}/courses/{c.local}/discussion_topics/new",
+    )
     return {
         "metadata": meta,
         "body": {
@@ -489,10 +596,10 @@ def discussion_topic_created(g: Sim, name: str, ts: str) -> Payload:
 def conversation_created(g: Sim, name: str, ts: str) -> Payload:
     """An Inbox message; Canvas sends only ids, never the text."""
     u, _, _ = g.actor()
-    meta = _meta(g, name, ts, u, None, None, "POST", f"{BASE}/api/v1/conversations",
-                 f"{BASE}/conversations")
-    return {"metadata": meta, "body": {"conversation_id": g.new_gid(),
-                                       "updated_at": ts[:19] + "Z"}}
+    meta = _meta(
+        g, name, ts, u, None, None, "POST", f"{BASE}/api/v1/conversations", f"{BASE}/conversations"
+    )
+    return {"metadata": meta, "body": {"conversation_id": g.new_gid(), "updated_at": ts[:19] + "Z"}}
 
 
 CANVAS_BUILDERS: dict[str, Builder] = {

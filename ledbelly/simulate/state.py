@@ -81,26 +81,71 @@ class Sim:
         if kind == "assignment":
             a = rng.choice(c.assignments)
             level = "participate" if rng.random() < 0.1 else None
-            return (kind, a.gid, a.title, None, "assignments",
-                    f"/courses/{cl}/assignments/{a.local}", level, "Course", c.gid)
+            return (
+                kind,
+                a.gid,
+                a.title,
+                None,
+                "assignments",
+                f"/courses/{cl}/assignments/{a.local}",
+                level,
+                "Course",
+                c.gid,
+            )
         if kind == "wiki_page":
             p = rng.choice(c.pages)
-            return (kind, p.gid, p.name, None, "wiki", f"/courses/{cl}/pages/{p.extra}",
-                    None, "Course", c.gid)
+            return (
+                kind,
+                p.gid,
+                p.name,
+                None,
+                "wiki",
+                f"/courses/{cl}/pages/{p.extra}",
+                None,
+                "Course",
+                c.gid,
+            )
         if kind == "attachment":
             f = rng.choice(c.files)
-            return (kind, f.gid, f.name, None, "files",
-                    f"/courses/{cl}/files/{f.local}/download?wrap=1", None, "Course", c.gid)
+            return (
+                kind,
+                f.gid,
+                f.name,
+                None,
+                "files",
+                f"/courses/{cl}/files/{f.local}/download?wrap=1",
+                None,
+                "Course",
+                c.gid,
+            )
         if kind == "quiz":
             q = rng.choice(c.quizzes)
             level = "participate" if rng.random() < 0.15 else None
-            return (kind, q.gid, q.name, None, "quizzes", f"/courses/{cl}/quizzes/{q.local}",
-                    level, "Course", c.gid)
+            return (
+                kind,
+                q.gid,
+                q.name,
+                None,
+                "quizzes",
+                f"/courses/{cl}/quizzes/{q.local}",
+                level,
+                "Course",
+                c.gid,
+            )
         if kind == "discussion_topic":
             tp = rng.choice(c.topics)
             level = "participate" if rng.random() < 0.05 else None
-            return (kind, tp.gid, tp.name, None, "topics",
-                    f"/courses/{cl}/discussion_topics/{tp.local}", level, "Course", c.gid)
+            return (
+                kind,
+                tp.gid,
+                tp.name,
+                None,
+                "topics",
+                f"/courses/{cl}/discussion_topics/{tp.local}",
+                level,
+                "Course",
+                c.gid,
+            )
         if kind == "group" and c.groups:
             g = rng.choice(c.groups)
             sub = rng.choice(t.GROUP_SUBTYPES)
@@ -108,9 +153,17 @@ class Sim:
             return (kind, g.gid, g.name, sub, sub, path, None, "Group", g.gid)
         if kind == "external_tool":
             tool = rng.randrange(len(t.TOOLS))
-            return ("context_external_tool", gid(900 + tool), t.TOOLS[tool], None,
-                    "external_tools", f"/courses/{cl}/external_tools/{900 + tool}", None,
-                    "Course", c.gid)
+            return (
+                "context_external_tool",
+                gid(900 + tool),
+                t.TOOLS[tool],
+                None,
+                "external_tools",
+                f"/courses/{cl}/external_tools/{900 + tool}",
+                None,
+                "Course",
+                c.gid,
+            )
         sub, cat = rng.choice(t.COURSE_SUBTYPES)
         path = f"/courses/{cl}" if sub == "home" else f"/courses/{cl}/{sub}"
         return ("course", c.gid, c.name, sub, cat, path, None, "Course", c.gid)
@@ -136,7 +189,8 @@ class Sim:
         url: str | None = None
         if stype == "online_text_entry":
             body = (
-                rng.choice(self.pools.long_html) if rng.random() < 0.2
+                rng.choice(self.pools.long_html)
+                if rng.random() < 0.2
                 else rng.choice(self.pools.short_html)
             )
         elif stype == "online_url":
@@ -184,8 +238,9 @@ class Sim:
         s = self.student(c)
         tch = self.teacher(c)
         score = round(rng.uniform(0.3, 1.0) * a.points, 1)
-        old_score: float | None = None if rng.random() < 0.6 else round(
-            rng.uniform(0.0, 1.0) * a.points, 1)
+        old_score: float | None = (
+            None if rng.random() < 0.6 else round(rng.uniform(0.0, 1.0) * a.points, 1)
+        )
         body: Payload = {
             "submission_id": self.new_gid(),
             "assignment_id": a.gid,

@@ -130,22 +130,29 @@ class _Doc:
         return out
 
     def str_pairs(self, key: str) -> tuple[tuple[str, str], ...]:
-        out = tuple((a, b) for a, b in self._rows(key, 2)
-                    if isinstance(a, str) and isinstance(b, str))
+        out = tuple(
+            (a, b) for a, b in self._rows(key, 2) if isinstance(a, str) and isinstance(b, str)
+        )
         if len(out) != len(self._list(key)):
             raise self._fail(key, "a list of [string, string]")
         return out
 
     def str_triples(self, key: str) -> tuple[tuple[str, str, str], ...]:
-        out = tuple((a, b, c) for a, b, c in self._rows(key, 3)
-                    if isinstance(a, str) and isinstance(b, str) and isinstance(c, str))
+        out = tuple(
+            (a, b, c)
+            for a, b, c in self._rows(key, 3)
+            if isinstance(a, str) and isinstance(b, str) and isinstance(c, str)
+        )
         if len(out) != len(self._list(key)):
             raise self._fail(key, "a list of [string, string, string]")
         return out
 
     def weighted(self, key: str) -> dict[str, float]:
-        out = {k: float(v) for k, v in self._mapping(key).items()
-               if isinstance(v, int | float) and not isinstance(v, bool) and v > 0}
+        out = {
+            k: float(v)
+            for k, v in self._mapping(key).items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+        }
         if len(out) != len(self._mapping(key)):
             raise self._fail(key, "an object of positive numbers")
         return out
@@ -157,34 +164,47 @@ class _Doc:
         return out
 
     def pair_map(self, key: str) -> dict[str, tuple[str, str]]:
-        out = {k: (v[0], v[1]) for k, v in self._mapping(key).items()
-               if isinstance(v, list) and len(v) == 2
-               and isinstance(v[0], str) and isinstance(v[1], str)}
+        out = {
+            k: (v[0], v[1])
+            for k, v in self._mapping(key).items()
+            if isinstance(v, list)
+            and len(v) == 2
+            and isinstance(v[0], str)
+            and isinstance(v[1], str)
+        }
         if len(out) != len(self._mapping(key)):
             raise self._fail(key, "an object of [string, string]")
         return out
 
     def weighted_rows(self, key: str) -> tuple[tuple[str, int], ...]:
         """``[label, integer weight]`` rows, for ``random.choices``."""
-        out = tuple((s, w) for s, w in self._rows(key, 2)
-                    if isinstance(s, str) and isinstance(w, int) and not isinstance(w, bool))
+        out = tuple(
+            (s, w)
+            for s, w in self._rows(key, 2)
+            if isinstance(s, str) and isinstance(w, int) and not isinstance(w, bool)
+        )
         if len(out) != len(self._list(key)):
             raise self._fail(key, "a list of [string, integer]")
         return out
 
     def ranked(self, key: str) -> tuple[tuple[int, str], ...]:
         """``[integer, label]`` rows, e.g. letter-grade floors (highest first)."""
-        out = tuple((n, s) for n, s in self._rows(key, 2)
-                    if isinstance(n, int) and not isinstance(n, bool) and isinstance(s, str))
+        out = tuple(
+            (n, s)
+            for n, s in self._rows(key, 2)
+            if isinstance(n, int) and not isinstance(n, bool) and isinstance(s, str)
+        )
         if len(out) != len(self._list(key)):
             raise self._fail(key, "a list of [integer, string]")
         return out
 
     def cumulative(self, key: str) -> tuple[tuple[float, str], ...]:
         """``[cumulative probability, label]`` rows, increasing and ending at 1.0."""
-        out = tuple((float(p), s) for p, s in self._rows(key, 2)
-                    if isinstance(p, int | float) and not isinstance(p, bool)
-                    and isinstance(s, str))
+        out = tuple(
+            (float(p), s)
+            for p, s in self._rows(key, 2)
+            if isinstance(p, int | float) and not isinstance(p, bool) and isinstance(s, str)
+        )
         probs = [p for p, _ in out]
         if len(out) != len(self._list(key)) or probs != sorted(probs) or probs[-1] != 1.0:
             raise self._fail(key, "[probability, string] rows, increasing to 1.0")

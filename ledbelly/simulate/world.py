@@ -300,8 +300,13 @@ def _course(
     created = iso_s(past + rng.randrange(60 * _DAY_MS))
     assignments = _assignments(rng, new_local, created, short_html)
     quizzes = tuple(
-        Item(gid(q := new_local()), q, f"Quiz {k + 1}: {rng.choice(t.TOPICS)}",
-             rng.choice(assignments).gid, "")
+        Item(
+            gid(q := new_local()),
+            q,
+            f"Quiz {k + 1}: {rng.choice(t.TOPICS)}",
+            rng.choice(assignments).gid,
+            "",
+        )
         for k in range(rng.randint(2, 5))
     )
     pages = []
@@ -311,8 +316,13 @@ def _course(
         slug = quote_plus(title.lower().replace(" ", "-"))
         pages.append(Item(gid(plocal), plocal, title, slug, ""))
     topics = tuple(
-        Item(gid(tl := new_local()), tl, f"Week {k + 1}: {rng.choice(t.TOPICS)}",
-             rng.choice(short_html), "")
+        Item(
+            gid(tl := new_local()),
+            tl,
+            f"Week {k + 1}: {rng.choice(t.TOPICS)}",
+            rng.choice(short_html),
+            "",
+        )
         for k in range(rng.randint(2, 5))
     )
     folder = gid(new_local())

@@ -28,12 +28,16 @@ READ_BUFFER = 1 << 20
 
 def message_from_document(doc: Any, text: str | None = None) -> Message:
     """One decoded document as a ``Message``; ``text`` is its source text, for hashing."""
-    if isinstance(doc, dict) and "Body" in doc and ("MessageId" in doc or
-                                                    "MessageAttributes" in doc):
+    if (
+        isinstance(doc, dict)
+        and "Body" in doc
+        and ("MessageId" in doc or "MessageAttributes" in doc)
+    ):
         body = doc["Body"] if isinstance(doc["Body"], str) else json_text(doc["Body"])
         attrs = _attributes(doc.get("MessageAttributes"))
-        return Message(message_id_for(doc.get("MessageId"), body), body, attrs,
-                       handle=doc.get("ReceiptHandle"))
+        return Message(
+            message_id_for(doc.get("MessageId"), body), body, attrs, handle=doc.get("ReceiptHandle")
+        )
     body = text if text is not None else _canonical(doc)
     return Message(message_id_for(None, body), body, {}, payload=doc)
 

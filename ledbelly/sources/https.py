@@ -86,8 +86,9 @@ def canonical_json(value: Any) -> bytes:
     try:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # an integer beyond 64 bits
-        return json.dumps(value, sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False).encode("utf-8", "surrogatepass")
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+            "utf-8", "surrogatepass"
+        )
 
 
 def event_message_id(payload: Any) -> str:
@@ -140,8 +141,12 @@ def event_from_claims(claims: dict[str, Any]) -> Any:
 
 def looks_like_jwt(body: bytes) -> bool:
     parts = body.split(b".")
-    return (len(parts) == 3 and all(_B64URL.issuperset(p) for p in parts)
-            and bool(parts[0]) and bool(parts[1]))
+    return (
+        len(parts) == 3
+        and all(_B64URL.issuperset(p) for p in parts)
+        and bool(parts[0])
+        and bool(parts[1])
+    )
 
 
 _B64URL = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=")
@@ -170,18 +175,28 @@ class _RateLimitedLog:
 class HttpsSource:
     """An HTTP(S) intake that hands verified events to the daemon and answers on commit."""
 
-    def __init__(self, settings: HttpsSettings, metrics: Metrics | None = None,
-                 verifier: JwtVerifier | None = None, name: str = "https") -> None:
+    def __init__(
+        self,
+        settings: HttpsSettings,
+        metrics: Metrics | None = None,
+        verifier: JwtVerifier | None = None,
+        name: str = "https",
+    ) -> None:
         self.name = name
         self.settings = settings
         self.metrics = metrics or Metrics()
         if verifier is None:
             verifier = JwtVerifier(
-                JwksCache(settings.jwks_url, timeout=settings.jwks_timeout,
-                          refresh_interval=settings.jwks_refresh_interval,
-                          max_age=settings.jwks_max_age,
-                          on_fetch=self.metrics.record_jwks_fetch),
-                issuer=settings.issuer, leeway=settings.leeway)
+                JwksCache(
+                    settings.jwks_url,
+                    timeout=settings.jwks_timeout,
+                    refresh_interval=settings.jwks_refresh_interval,
+                    max_age=settings.jwks_max_age,
+                    on_fetch=self.metrics.record_jwks_fetch,
+                ),
+                issuer=settings.issuer,
+                leeway=settings.leeway,
+            )
         self.verifier = verifier
         self._cond = threading.Condition()
         self._queue: collections.deque[str] = collections.deque()
@@ -208,23 +223,30 @@ class HttpsSource:
             sock.bind((s.host, s.port))
         except OSError as exc:
             sock.close()
-            raise ConfigError(f"https.listen {s.listen}: cannot listen there: "
-                              f"{exc.strerror or exc}") from None
+            raise ConfigError(
+                f"https.listen {s.listen}: cannot listen there: {exc.strerror or exc}"
+            ) from None
         self._socket = sock
         self.port = int(sock.getsockname()[1])
         config = uvicorn.Config(
-            self._asgi, interface="asgi3", log_config=None, access_log=False, lifespan="off",
-            proxy_headers=False, server_header=False, date_header=True,
+            self._asgi,
+            interface="asgi3",
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            proxy_headers=False,
+            server_header=False,
+            date_header=True,
             ssl_certfile=str(s.tls_cert) if s.tls_cert else None,
             ssl_keyfile=str(s.tls_key) if s.tls_key else None,
             limit_concurrency=s.max_pending + 50,
-            timeout_graceful_shutdown=int(s.response_timeout) + 2)
+            timeout_graceful_shutdown=int(s.response_timeout) + 2,
+        )
         uvicorn_log = logging.getLogger("uvicorn.error")
         if uvicorn_log.level == logging.NOTSET:  # its start/stop lines repeat ours
             uvicorn_log.setLevel(logging.WARNING)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._serve, name="ledbelly-https",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="ledbelly-https", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + START_TIMEOUT
         while not self._server.started and self._thread.is_alive():
@@ -234,11 +256,19 @@ class HttpsSource:
         if not self._server.started:
             raise ConfigError(f"the HTTPS intake could not start: {self._failure}")
         address = f"[{s.host}]:{self.port}" if ":" in s.host else f"{s.host}:{self.port}"
-        log.info("HTTPS intake on %s://%s%s (signatures %s)", "https" if s.tls else "http",
-                 address, s.path, "required" if s.require_signature else "NOT required")
+        log.info(
+            "HTTPS intake on %s://%s%s (signatures %s)",
+            "https" if s.tls else "http",
+            address,
+            s.path,
+            "required" if s.require_signature else "NOT required",
+        )
         if not s.require_signature and not s.allow_from:
-            log.warning("https.require_signature is false and https.allow_from is empty: "
-                        "anyone who can reach %s can store events; set allow_from", address)
+            log.warning(
+                "https.require_signature is false and https.allow_from is empty: "
+                "anyone who can reach %s can store events; set allow_from",
+                address,
+            )
 
     def _serve(self) -> None:
         assert self._server is not None and self._socket is not None
@@ -318,8 +348,9 @@ class HttpsSource:
         if scope["type"] == "http" and self.settings.allow_from:
             client = scope.get("client")
             if not client or not _allowed(str(client[0]), self.settings):
-                self._refused(_Refusal(403, "not_allowed",
-                                       "the client is not in https.allow_from"), client)
+                self._refused(
+                    _Refusal(403, "not_allowed", "the client is not in https.allow_from"), client
+                )
                 self.metrics.record_https_request(403)
                 await _plain(403, "forbidden\n")(scope, receive, send)
                 return
@@ -341,8 +372,9 @@ class HttpsSource:
             self.metrics.record_https_request(200, time.monotonic() - arrived)
             return JSONResponse({"status": "stored", "id": message.message_id})
         self.metrics.record_https_request(status)
-        return JSONResponse({"error": "not stored yet; deliver it again"}, status,
-                            headers={"Retry-After": "5"})
+        return JSONResponse(
+            {"error": "not stored yet; deliver it again"}, status, headers={"Retry-After": "5"}
+        )
 
     async def _read(self, request: Request, deadline: float) -> bytes:
         """The body, refusing one over max_body_bytes as soon as that is known."""
@@ -373,8 +405,9 @@ class HttpsSource:
                 raise _Refusal(401, exc.reason, exc.detail) from None
             except KeysUnavailable as exc:
                 log.warning("cannot verify signatures: %s", exc)
-                raise _Refusal(503, "jwks_unavailable",
-                               "the signing keys are unavailable; deliver it again") from None
+                raise _Refusal(
+                    503, "jwks_unavailable", "the signing keys are unavailable; deliver it again"
+                ) from None
             payload = event_from_claims(claims)
             return self._new_message(payload, canonical_json(payload).decode("utf-8"))
         if self.settings.require_signature:
@@ -392,9 +425,14 @@ class HttpsSource:
         name = known_event_name(payload) if isinstance(payload, dict) else None
         if name:
             attributes["event_name"] = name
-        return Message(event_message_id(payload), body, attributes,
-                       payload=payload if isinstance(payload, dict) else None,
-                       handle=f"h{next(self._tokens)}", queue=self.name)
+        return Message(
+            event_message_id(payload),
+            body,
+            attributes,
+            payload=payload if isinstance(payload, dict) else None,
+            handle=f"h{next(self._tokens)}",
+            queue=self.name,
+        )
 
     async def _commit(self, message: Message, arrived: float) -> int:
         """Queue the message and wait for its commit: 200, or 503 when it did not happen."""
@@ -425,14 +463,16 @@ class HttpsSource:
         """Count and (rate-limited) log a refusal; the body is never logged."""
         self.metrics.record_https_rejection(refusal.reason)
         peer = client[0] if client else "?"
-        self._refusals.warning(refusal.reason, f"refused a delivery from {peer} "
-                                               f"({refusal.status}): {refusal.detail}")
+        self._refusals.warning(
+            refusal.reason, f"refused a delivery from {peer} ({refusal.status}): {refusal.detail}"
+        )
 
 
 def _settle(pending: _Pending, status: int) -> None:
     def set_result() -> None:
         if not pending.future.done():
             pending.future.set_result(status)
+
     with contextlib.suppress(RuntimeError):  # a closed loop: the request is gone already
         pending.loop.call_soon_threadsafe(set_result)
 

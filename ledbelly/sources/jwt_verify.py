@@ -48,8 +48,9 @@ class KeysUnavailable(Exception):
 
 def fetch_url(url: str, timeout: float) -> bytes:
     """GET ``url``, refusing bodies over ``MAX_JWKS_BYTES``."""
-    request = urllib.request.Request(url, headers={"Accept": "application/json",
-                                                   "User-Agent": "ledbelly"})
+    request = urllib.request.Request(
+        url, headers={"Accept": "application/json", "User-Agent": "ledbelly"}
+    )
     with urllib.request.urlopen(request, timeout=timeout) as resp:
         data: bytes = resp.read(MAX_JWKS_BYTES + 1)
     if len(data) > MAX_JWKS_BYTES:
@@ -81,10 +82,17 @@ def parse_jwks(data: bytes) -> dict[str, jwt.PyJWK]:
 class JwksCache:
     """Signing keys by kid, fetched on first use, refreshed when old or on an unknown kid."""
 
-    def __init__(self, url: str, *, timeout: float = 5.0, refresh_interval: float = 60.0,
-                 max_age: float = 3600.0, fetch: Fetch = fetch_url,
-                 clock: Callable[[], float] = time.monotonic,
-                 on_fetch: Callable[[bool], None] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        refresh_interval: float = 60.0,
+        max_age: float = 3600.0,
+        fetch: Fetch = fetch_url,
+        clock: Callable[[], float] = time.monotonic,
+        on_fetch: Callable[[bool], None] | None = None,
+    ) -> None:
         self.url = url
         self.timeout = timeout
         self.refresh_interval = refresh_interval
@@ -133,8 +141,12 @@ class JwksCache:
                 self._on_fetch(False)
             if self._keys is None:
                 raise KeysUnavailable(f"cannot fetch the JWKS from {self.url}: {exc}") from exc
-            log.warning("cannot refresh the JWKS from %s (keeping %d keys): %s",
-                        self.url, len(self._keys), exc)
+            log.warning(
+                "cannot refresh the JWKS from %s (keeping %d keys): %s",
+                self.url,
+                len(self._keys),
+                exc,
+            )
             self._loaded_at = now  # try again after max_age, not on every request
             return False
         self._keys = keys
@@ -147,8 +159,7 @@ class JwksCache:
 class JwtVerifier:
     """Checks a compact JWT: RS256 only, a known kid, the signature, exp/nbf, the issuer."""
 
-    def __init__(self, keys: JwksCache, issuer: str | None = None, leeway: float = 60.0
-                 ) -> None:
+    def __init__(self, keys: JwksCache, issuer: str | None = None, leeway: float = 60.0) -> None:
         self.keys = keys
         self.issuer = issuer
         self.leeway = leeway
@@ -168,9 +179,14 @@ class JwtVerifier:
         key = self.keys.key(kid)
         required = ["iss"] if self.issuer else []
         try:
-            claims = jwt.decode(token, key=key.key, algorithms=[ALGORITHM],
-                                issuer=self.issuer, leeway=self.leeway,
-                                options={"verify_aud": False, "require": required})
+            claims = jwt.decode(
+                token,
+                key=key.key,
+                algorithms=[ALGORITHM],
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"verify_aud": False, "require": required},
+            )
         except jwt.ExpiredSignatureError:
             raise VerificationError("expired", "the token has expired") from None
         except jwt.ImmatureSignatureError:

@@ -20,8 +20,12 @@ class MemorySource:
     backlog (a benchmark's 100,000 messages) lives in the generator, not in memory.
     """
 
-    def __init__(self, messages: Iterable[Message] = (), name: str = "memory",
-                 feed: Iterator[Message] | None = None) -> None:
+    def __init__(
+        self,
+        messages: Iterable[Message] = (),
+        name: str = "memory",
+        feed: Iterator[Message] | None = None,
+    ) -> None:
         self.name = name
         self._feed = feed
         self._queue: collections.deque[Message] = collections.deque(messages)

@@ -31,12 +31,18 @@ ACK_CONCURRENCY = 8  # batch calls (of ten messages each) in flight at once per 
 def sqs_client(aws: AwsSettings, read_timeout: float = 30.0) -> Any:
     """A thread-safe SQS client; boto3's default credential chain unless keys are given."""
     session = boto3.session.Session(
-        aws_access_key_id=aws.access_key_id, aws_secret_access_key=aws.secret_access_key,
-        aws_session_token=aws.session_token, profile_name=aws.profile,
-        region_name=aws.region or "us-east-1")
-    config = Config(connect_timeout=10, read_timeout=read_timeout,
-                    retries={"max_attempts": 4, "mode": "standard"},
-                    max_pool_connections=50)
+        aws_access_key_id=aws.access_key_id,
+        aws_secret_access_key=aws.secret_access_key,
+        aws_session_token=aws.session_token,
+        profile_name=aws.profile,
+        region_name=aws.region or "us-east-1",
+    )
+    config = Config(
+        connect_timeout=10,
+        read_timeout=read_timeout,
+        retries={"max_attempts": 4, "mode": "standard"},
+        max_pool_connections=50,
+    )
     return session.client("sqs", endpoint_url=aws.endpoint_url, config=config)
 
 
@@ -67,11 +73,13 @@ class SqsSource:
     def receive(self, max_messages: int, wait_seconds: float) -> list[Message]:
         try:
             resp = self.client.receive_message(
-                QueueUrl=self.url, MaxNumberOfMessages=max(1, min(10, max_messages)),
+                QueueUrl=self.url,
+                MaxNumberOfMessages=max(1, min(10, max_messages)),
                 WaitTimeSeconds=int(max(0, min(20, wait_seconds))),
                 VisibilityTimeout=self.settings.visibility_timeout,
                 MessageAttributeNames=["All"],
-                MessageSystemAttributeNames=["SentTimestamp"])
+                MessageSystemAttributeNames=["SentTimestamp"],
+            )
         except (ClientError, BotoCoreError) as exc:
             raise SourceUnavailable(f"receive from {self.name}: {exc}") from exc
         now = time.time()
@@ -79,11 +87,20 @@ class SqsSource:
 
     def _message(self, raw: dict[str, Any], now: float) -> Message:
         body = raw.get("Body", "")
-        attrs = {k: v["StringValue"] for k, v in raw.get("MessageAttributes", {}).items()
-                 if isinstance(v, dict) and "StringValue" in v}
+        attrs = {
+            k: v["StringValue"]
+            for k, v in raw.get("MessageAttributes", {}).items()
+            if isinstance(v, dict) and "StringValue" in v
+        }
         sent = raw.get("Attributes", {}).get("SentTimestamp")
-        msg = Message(message_id_for(raw.get("MessageId"), body), body, attrs,
-                      handle=raw["ReceiptHandle"], queue=self.name, received_at=now)
+        msg = Message(
+            message_id_for(raw.get("MessageId"), body),
+            body,
+            attrs,
+            handle=raw["ReceiptHandle"],
+            queue=self.name,
+            received_at=now,
+        )
         msg.sent_at = int(sent) / 1000 if sent else None
         return msg
 
@@ -95,8 +112,12 @@ class SqsSource:
             if not pending:
                 return []
             time.sleep(0.2 * (attempt + 1))
-        log.warning("could not delete %d messages from %s; they will be redelivered and "
-                    "skipped by the ledger", len(pending), self.name)
+        log.warning(
+            "could not delete %d messages from %s; they will be redelivered and "
+            "skipped by the ledger",
+            len(pending),
+            self.name,
+        )
         return pending
 
     def release(self, messages: Sequence[Message]) -> None:
@@ -105,26 +126,27 @@ class SqsSource:
     def extend(self, messages: Sequence[Message], seconds: int) -> None:
         self._batched("change_message_visibility_batch", list(messages), seconds)
 
-    def _batched(self, operation: str, messages: list[Message], visibility: int | None
-                 ) -> list[Message]:
+    def _batched(
+        self, operation: str, messages: list[Message], visibility: int | None
+    ) -> list[Message]:
         """``operation`` over ``messages`` in calls of ten; returns the messages it failed on.
 
         The calls run side by side: a writer acknowledging a batch of 500 would otherwise
         wait for 50 round trips one after another before it takes the next batch.
         """
-        chunks = [messages[i:i + 10] for i in range(0, len(messages), 10)]
+        chunks = [messages[i : i + 10] for i in range(0, len(messages), 10)]
         if len(chunks) <= 1:
             return [m for c in chunks for m in self._call(operation, c, visibility)]
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=ACK_CONCURRENCY,
-                                                thread_name_prefix=f"ledbelly-sqs-{self.name}")
+                self._pool = ThreadPoolExecutor(
+                    max_workers=ACK_CONCURRENCY, thread_name_prefix=f"ledbelly-sqs-{self.name}"
+                )
             pool = self._pool
         results = pool.map(lambda c: self._call(operation, c, visibility), chunks)
         return [m for failed in results for m in failed]
 
-    def _call(self, operation: str, chunk: list[Message], visibility: int | None
-              ) -> list[Message]:
+    def _call(self, operation: str, chunk: list[Message], visibility: int | None) -> list[Message]:
         entries = []
         for n, m in enumerate(chunk):
             entry: dict[str, Any] = {"Id": str(n), "ReceiptHandle": m.handle}
@@ -136,8 +158,11 @@ class SqsSource:
         except (ClientError, BotoCoreError) as exc:
             log.warning("%s on %s failed: %s", operation, self.name, exc)
             return chunk
-        return [chunk[int(f["Id"])] for f in resp.get("Failed", [])
-                if not f.get("SenderFault") or operation == "delete_message_batch"]
+        return [
+            chunk[int(f["Id"])]
+            for f in resp.get("Failed", [])
+            if not f.get("SenderFault") or operation == "delete_message_batch"
+        ]
 
     def close(self) -> None:
         with self._pool_lock:

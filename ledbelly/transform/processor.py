@@ -43,8 +43,9 @@ class SchemaEvolver(Protocol):
 
     def widen(self, table: TableDef, column: str, needed_size: int) -> TableDef | None: ...
 
-    def create_table(self, fmt: str, event_name: str,
-                     flat_sample: dict[str, Any]) -> TableDef | None: ...
+    def create_table(
+        self, fmt: str, event_name: str, flat_sample: dict[str, Any]
+    ) -> TableDef | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +57,15 @@ class ProcessorOptions:
 class Processor:
     """Parses, routes, flattens, coerces and trims; pure but for log lines."""
 
-    def __init__(self, catalog: Catalog, dialect: str, logs: EventLogs,
-                 live_columns: LiveColumns, options: ProcessorOptions | None = None,
-                 evolver: SchemaEvolver | None = None) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        dialect: str,
+        logs: EventLogs,
+        live_columns: LiveColumns,
+        options: ProcessorOptions | None = None,
+        evolver: SchemaEvolver | None = None,
+    ) -> None:
         self.catalog = catalog
         self.dialect = dialect
         self.logs = logs
@@ -97,10 +104,15 @@ class Processor:
         except TransientError:
             raise
         except Exception as exc:
-            log.exception("could not process message %s; storing it as a dead letter",
-                          msg.message_id)
-            return Outcome(msg, Kind.DEAD_LETTER, event_name=msg.attributes.get("event_name"),
-                           error=f"internal error: {type(exc).__name__}: {exc}")
+            log.exception(
+                "could not process message %s; storing it as a dead letter", msg.message_id
+            )
+            return Outcome(
+                msg,
+                Kind.DEAD_LETTER,
+                event_name=msg.attributes.get("event_name"),
+                error=f"internal error: {type(exc).__name__}: {exc}",
+            )
 
     def _process(self, msg: Message) -> Outcome:
         try:
@@ -114,32 +126,52 @@ class Processor:
         if table is None and self.evolver is not None and self.evolver.creates_tables:
             table = self._create_table(env)
         if table is None:
-            return Outcome(msg, Kind.UNKNOWN, env.event_name, env.format, event_time=event_time,
-                           error="no table for this event")
+            return Outcome(
+                msg,
+                Kind.UNKNOWN,
+                env.event_name,
+                env.format,
+                event_time=event_time,
+                error="no table for this event",
+            )
         plan = self.plan(table)
         if plan is None:
-            return Outcome(msg, Kind.UNKNOWN, env.event_name, env.format, event_time=event_time,
-                           error=f"table {table.name} is missing in the database")
+            return Outcome(
+                msg,
+                Kind.UNKNOWN,
+                env.event_name,
+                env.format,
+                event_time=event_time,
+                error=f"table {table.name} is missing in the database",
+            )
         return self._rows(msg, env, table, plan, event_time)
 
     def _create_table(self, env: parsers.Envelope) -> TableDef | None:
         assert self.evolver is not None
-        new = self.evolver.create_table(env.format, env.event_name,
-                                        parsers.flatten(env, frozenset()))
+        new = self.evolver.create_table(
+            env.format, env.event_name, parsers.flatten(env, frozenset())
+        )
         if new is not None:
             with self._lock:
                 self.created_tables.append(new)
         return new
 
-    def _rows(self, msg: Message, env: parsers.Envelope, table: TableDef, plan: RowPlan,
-              event_time: datetime | None) -> Outcome:
+    def _rows(
+        self,
+        msg: Message,
+        env: parsers.Envelope,
+        table: TableDef,
+        plan: RowPlan,
+        event_time: datetime | None,
+    ) -> Outcome:
         flat = parsers.flatten(env, plan.keep)
         if self.evolver is not None and self.evolver.adds_columns:
             table, plan, flat = self._evolve(env, table, plan, flat)
         now = self._clock.now()
         local = self._local(event_time)
-        out = Outcome(msg, Kind.INSERTED, env.event_name, env.format, table.name,
-                      event_time=event_time)
+        out = Outcome(
+            msg, Kind.INSERTED, env.event_name, env.format, table.name, event_time=event_time
+        )
         row, issues = plan.build(flat, now, local)
         if issues and self.evolver is not None and self.evolver.adds_columns:
             widened = self._widen(table, issues)
@@ -158,8 +190,9 @@ class Processor:
                     self._report(stream.name, sissues, out)
         return out
 
-    def _evolve(self, env: parsers.Envelope, table: TableDef, plan: RowPlan,
-                flat: dict[str, Any]) -> tuple[TableDef, RowPlan, dict[str, Any]]:
+    def _evolve(
+        self, env: parsers.Envelope, table: TableDef, plan: RowPlan, flat: dict[str, Any]
+    ) -> tuple[TableDef, RowPlan, dict[str, Any]]:
         """New fields become new columns (``schema_evolution: add_columns``)."""
         assert self.evolver is not None
         extra = {k: flat[k] for k in plan.undefined(flat) if k not in plan.missing_in_db}
@@ -189,8 +222,9 @@ class Processor:
             else:
                 self.logs.coercion(table, issue.column, issue.value, issue.reason)
 
-    def _log_undefined(self, event: str, table: str, plan: RowPlan, flat: dict[str, Any],
-                       out: Outcome) -> None:
+    def _log_undefined(
+        self, event: str, table: str, plan: RowPlan, flat: dict[str, Any], out: Outcome
+    ) -> None:
         for key in plan.new_undefined(flat):
             marker = (table, key)
             if marker in self._seen_undefined:
@@ -201,9 +235,15 @@ class Processor:
                 self._seen_undefined.add(marker)
             out.undefined += 1
             hint = plan.missing_in_db.get(key)
-            self.logs.undefined(event, table, key if not hint else f"{key} (column {hint} "
-                                "is in the schema but not in the database: run alter-tables)",
-                                flat[key])
+            self.logs.undefined(
+                event,
+                table,
+                key
+                if not hint
+                else f"{key} (column {hint} "
+                "is in the schema but not in the database: run alter-tables)",
+                flat[key],
+            )
 
     def _event_time(self, raw: str | None) -> datetime | None:
         if raw is None:
@@ -231,14 +271,14 @@ class LocalTimes:
         self._offsets: dict[int, timedelta] = {}
 
     def of(self, event_time: datetime) -> datetime:
-        half_hour = event_time.toordinal() * 48 + event_time.hour * 2 + \
-            (event_time.minute >= 30)
+        half_hour = event_time.toordinal() * 48 + event_time.hour * 2 + (event_time.minute >= 30)
         offset = self._offsets.get(half_hour)
         if offset is None:
             if len(self._offsets) > 100_000:
                 self._offsets.clear()
-            bucket = event_time.replace(minute=30 if event_time.minute >= 30 else 0, second=0,
-                                        microsecond=0)
+            bucket = event_time.replace(
+                minute=30 if event_time.minute >= 30 else 0, second=0, microsecond=0
+            )
             local = bucket.replace(tzinfo=UTC).astimezone(self.zone)
             offset = self._offsets[half_hour] = local.utcoffset() or _NO_OFFSET
         return event_time + offset

@@ -53,8 +53,9 @@ class RowPlan:
             if live_columns is not None and col.name not in live_columns:
                 self.missing_in_db[src] = col.name
                 continue
-            self.slots.append(_Slot(col.name, src, coercer_for(col), _size(col),
-                                    length_unit(dialect, col)))
+            self.slots.append(
+                _Slot(col.name, src, coercer_for(col), _size(col), length_unit(dialect, col))
+            )
         self.keep = frozenset(resolved_source(table, c) for c in table.data_columns if c.json)
         self.consumed = frozenset(s.source for s in self.slots)
         self.keep_prefixes = tuple(k + "_" for k in self.keep)
@@ -68,8 +69,9 @@ class RowPlan:
     def _install(self, build: Callable[..., dict[str, Any]]) -> None:
         self._build = build
 
-    def build(self, flat: dict[str, Any], processed_at: datetime,
-              local_time: datetime | None) -> tuple[dict[str, Any], list[Issue]]:
+    def build(
+        self, flat: dict[str, Any], processed_at: datetime, local_time: datetime | None
+    ) -> tuple[dict[str, Any], list[Issue]]:
         """The row for ``flat``, and what had to be trimmed or nulled to store it."""
         issues: list[Issue] = []
         row = self._build(flat, issues)
@@ -79,9 +81,15 @@ class RowPlan:
             row["event_time_local"] = local_time
         return row, issues
 
-    def build_after(self, leader: RowPlan, flat: dict[str, Any], lead_row: dict[str, Any],
-                    lead_issues: list[Issue], processed_at: datetime,
-                    local_time: datetime | None) -> tuple[dict[str, Any], list[Issue]]:
+    def build_after(
+        self,
+        leader: RowPlan,
+        flat: dict[str, Any],
+        lead_row: dict[str, Any],
+        lead_issues: list[Issue],
+        processed_at: datetime,
+        local_time: datetime | None,
+    ) -> tuple[dict[str, Any], list[Issue]]:
         """Like ``build``, reusing values ``leader`` already converted the same way.
 
         ``live_stream`` repeats most of an event table's metadata columns; converting them
@@ -129,8 +137,9 @@ class RowPlan:
 
     def _without_kept(self, extra: set[str]) -> list[str]:
         """``extra`` less the keys inside a ``json: true`` column's whole object."""
-        return sorted(k for k in extra if k not in self.keep and
-                      not k.startswith(self.keep_prefixes))
+        return sorted(
+            k for k in extra if k not in self.keep and not k.startswith(self.keep_prefixes)
+        )
 
 
 def _convert(slot: _Slot, value: Any, issues: list[Issue]) -> Any:
@@ -148,8 +157,9 @@ def _convert(slot: _Slot, value: Any, issues: list[Issue]) -> Any:
 _INT_DIGITS = 18  # any run of at most 18 ASCII digits fits a bigint and an int is checked
 
 
-def _reuse_map(slots: list[_Slot], leader: list[_Slot]
-               ) -> tuple[dict[int, str], dict[str, list[str]]]:
+def _reuse_map(
+    slots: list[_Slot], leader: list[_Slot]
+) -> tuple[dict[int, str], dict[str, list[str]]]:
     """Which of ``slots`` can take the value another table's row already converted."""
     same = {(s.source, s.coerce, s.size, s.unit): s.column for s in leader}
     reuse: dict[int, str] = {}
@@ -167,9 +177,11 @@ def _reuse_map(slots: list[_Slot], leader: list[_Slot]
 HOT_AFTER = 64
 
 
-def _lazily_compiled(slots: list[_Slot], reuse: dict[int, str] | None,
-                     install: Callable[[Callable[..., dict[str, Any]]], None]
-                     ) -> Callable[..., dict[str, Any]]:
+def _lazily_compiled(
+    slots: list[_Slot],
+    reuse: dict[int, str] | None,
+    install: Callable[[Callable[..., dict[str, Any]]], None],
+) -> Callable[..., dict[str, Any]]:
     """A builder that runs ``_build_generic`` until its table is hot, then installs the
     compiled one. Both make the same row; the compiled one only takes common values
     without a call."""
@@ -186,8 +198,13 @@ def _lazily_compiled(slots: list[_Slot], reuse: dict[int, str] | None,
     return build
 
 
-def _build_generic(slots: list[_Slot], reuse: dict[int, str] | None, flat: dict[str, Any],
-                   issues: list[Issue], lead: Any) -> dict[str, Any]:
+def _build_generic(
+    slots: list[_Slot],
+    reuse: dict[int, str] | None,
+    flat: dict[str, Any],
+    issues: list[Issue],
+    lead: Any,
+) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for i, slot in enumerate(slots):
         if reuse and i in reuse:
@@ -198,8 +215,9 @@ def _build_generic(slots: list[_Slot], reuse: dict[int, str] | None, flat: dict[
     return row
 
 
-def _compile(slots: list[_Slot], reuse: dict[int, str] | None = None
-             ) -> Callable[..., dict[str, Any]]:
+def _compile(
+    slots: list[_Slot], reuse: dict[int, str] | None = None
+) -> Callable[..., dict[str, Any]]:
     """Generate straight-line code for one table's row: the hot path of the pipeline.
 
     Common values (ASCII strings that fit, digit-string ids, ints in range) are accepted
@@ -235,8 +253,10 @@ def _compile(slots: list[_Slot], reuse: dict[int, str] | None = None
 def _fast_check(slot: _Slot) -> str | None:
     coerce = slot.coerce
     if coerce is to_bigint or coerce is to_int:
-        return (f"int:v.__class__ is str and v.isdigit() and v.isascii() "
-                f"and len(v) <= {_INT_DIGITS if coerce is to_bigint else 9}")
+        return (
+            f"int:v.__class__ is str and v.isdigit() and v.isascii() "
+            f"and len(v) <= {_INT_DIGITS if coerce is to_bigint else 9}"
+        )
     if coerce is text_of:
         ascii_ok = "v.__class__ is str and v.isascii() and '\\x00' not in v"
         if slot.size is not None:
@@ -265,7 +285,12 @@ def _fit(slot: _Slot, value: str, issues: list[Issue]) -> str:
     assert slot.size is not None
     if fits(value, slot.size, slot.unit):
         return value
-    issues.append(Issue(slot.column, IssueKind.TRIM, supplied=stored_length(value, slot.unit),
-                        expecting=slot.size))
+    issues.append(
+        Issue(
+            slot.column,
+            IssueKind.TRIM,
+            supplied=stored_length(value, slot.unit),
+            expecting=slot.size,
+        )
+    )
     return trim(value, slot.size, slot.unit)
-
