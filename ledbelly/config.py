@@ -9,13 +9,19 @@ runs the intake for Canvas's HTTPS delivery, instead of or beside the SQS queues
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ledbelly.errors import ConfigError
+from ledbelly.extensions.config import (
+    EXTENSION_KEYS,
+    ExtensionSettings,
+    configured_extensions,
+    extensions_from_dict,
+)
 
 DEAD_LETTER_POLICIES = ("table", "redrive")
 EVOLUTION_MODES = ("off", "add_columns", "add_columns_and_tables")
@@ -46,6 +52,7 @@ _TOP_KEYS = {
     "writers",
     "database",
     "log_dir",
+    *EXTENSION_KEYS,
 }
 _SECTIONS = {"https"}  # documented in their own example file (cfg/https.yml.example)
 # Instructure's documented JWKS for signed HTTPS Live Events (data_service_setup.md).
@@ -164,6 +171,7 @@ class DaemonSettings:
     database: Path | None = None
     log_dir: Path | None = None
     https: HttpsSettings | None = None
+    extensions: tuple[ExtensionSettings, ...] = ()
 
 
 def _int(doc: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
@@ -211,7 +219,7 @@ def _queues(
                     str(item.get("url") or item["name"]),
                     _int(item, "concurrency", concurrency, 1, 100),
                     _int(item, "wait_time_seconds", wait, 0, 20),
-                    _int(item, "visibility_timeout", visibility, 0, 43200),
+                    _int(item, "visibility_timeout", visibility, 1, 43200),
                 )
             )
         elif isinstance(item, list) and item and isinstance(item[0], str):
@@ -338,7 +346,8 @@ def daemon_settings_from_dict(doc: Any) -> DaemonSettings:
         raise ConfigError("aws.access_key_id and aws.secret_access_key go together")
     concurrency = _int(doc, "concurrency", 4, 1, 100)
     wait = _int(doc, "wait_time_seconds", 20, 0, 20)
-    visibility = _int(doc, "visibility_timeout", 120, 0, 43200)
+    # 0 would let SQS hand every message to another poller while it is being written.
+    visibility = _int(doc, "visibility_timeout", 120, 1, 43200)
     batch_size = _int(doc, "batch_size", 500, 1, 10000)
     metrics_port = doc.get("metrics_port")
     if metrics_port is not None and (
@@ -373,17 +382,35 @@ def daemon_settings_from_dict(doc: Any) -> DaemonSettings:
         schema_evolution=_choice(doc, "schema_evolution", "off", EVOLUTION_MODES),
         database=Path(doc["database"]) if doc.get("database") else None,
         log_dir=Path(doc["log_dir"]) if doc.get("log_dir") else None,
+        extensions=extensions_from_dict(doc),
     )
 
 
-def load_daemon_settings(path: Path) -> DaemonSettings:
+def read_yaml(path: Path) -> Any:
+    """A configuration file's YAML, or a ``ConfigError`` that never quotes the file.
+
+    PyYAML's own messages show the offending line, which may hold a password or a secret
+    key; the error here names only the line, the column and what the parser expected.
+    """
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "it cannot be parsed"
+        raise ConfigError(
+            f"{path} is not valid YAML{where}: {problem} (a quoting error? "
+            "put values with @, :, # or quotes in single quotes)"
+        ) from None
+
+
+def load_daemon_settings(path: Path) -> DaemonSettings:
+    doc = read_yaml(path)
     try:
-        return daemon_settings_from_dict(doc)
+        settings = daemon_settings_from_dict(doc)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    extensions = configured_extensions(doc, path.with_name("ledbelly.yml"))
+    return replace(settings, extensions=extensions)

@@ -97,24 +97,23 @@ class Pipeline:
         return replayed
 
     def prepare(self) -> list[str]:
-        """Ready the database (see ``LiveTables.prepare``) and start the extensions;
-        returns the event tables the database lacks."""
-        missing = self.tables.prepare()
+        """Ready the database (see ``LiveTables.prepare``); the event tables it lacks."""
+        return self.tables.prepare()
+
+    def start_extensions(self) -> None:
+        """Start the extensions named in the settings, in the process that will write."""
         if self.settings.extensions and self.extensions is None:
             from ledbelly.extensions.base import ExtensionContext, ExtensionHost
 
-            host = ExtensionHost.load(
-                self.settings.extensions,
-                ExtensionContext(
-                    url=self.settings.url,
-                    catalog=self.catalog,
-                    log_dir=self.settings.log_dir,
-                    create_missing=self.settings.create_missing,
-                ),
+            context = ExtensionContext(
+                url=self.settings.url,
+                catalog=self.catalog,
+                log_dir=self.settings.log_dir,
+                create_missing=self.settings.create_missing,
             )
+            host = ExtensionHost.load(self.settings.extensions, context)
             host.start()
             self.extensions = host
-        return missing
 
     def before_insert(self, outcomes: list[Outcome]) -> None:
         """The extensions' rows for a batch: once per batch, before its first write."""

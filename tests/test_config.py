@@ -124,3 +124,34 @@ def test_max_connections_sizes_the_pool_only_for_database_yml(
     (tmp_path / "cfg" / "database.yml").write_text("adapter: sqlite\nmax_connections: 8\n")
     assert pool_size_for(None) == 8
     assert pool_size_for("sqlite:///other.db") is None
+
+
+def test_a_yaml_error_never_shows_the_secret_it_sits_beside(tmp_path: Path) -> None:
+    for name, text in [
+        ("database.yml", "adapter: postgresql\nhost: db\nuser: ledbelly\npass: @S3CRET-PW\n"),
+        ("sqs.yml", 'queues: [q]\naws:\n  access_key_id: AKIA\n  secret_access_key: "x\n'),
+    ]:
+        path = tmp_path / name
+        path.write_text(text)
+        load = url_from_yaml if name == "database.yml" else load_daemon_settings
+        with pytest.raises(ConfigError, match="not valid YAML at line") as caught:
+            load(path)
+        assert "S3CRET" not in str(caught.value) and "access_key" not in str(caught.value)
+
+
+def test_a_visibility_timeout_of_zero_is_refused() -> None:
+    with pytest.raises(ConfigError, match="visibility_timeout must be a whole number from 1"):
+        daemon_settings_from_dict({"queues": ["q"], "visibility_timeout": 0})
+    with pytest.raises(ConfigError, match="visibility_timeout"):
+        daemon_settings_from_dict({"queues": [{"name": "q", "visibility_timeout": 0}]})
+
+
+def test_ledbelly_services_turn_on_extensions(tmp_path: Path) -> None:
+    (tmp_path / "ledbelly.yml").write_text("services: [maxmind]\n")
+    (tmp_path / "sqs.yml").write_text(
+        "queues: [q]\nextensions:\n  geoip:\n    database: /data/city.mmdb\n"
+    )
+    settings = load_daemon_settings(tmp_path / "sqs.yml")
+    assert [(e.name, dict(e.options)) for e in settings.extensions] == [
+        ("geoip", {"database": "/data/city.mmdb"})
+    ]

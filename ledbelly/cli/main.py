@@ -22,9 +22,10 @@ from ledbelly.cli.options import (
 )
 from ledbelly.cli.replay import register as register_replay_command
 from ledbelly.cli.schema import register as register_schema_commands
+from ledbelly.config import EVOLUTION_MODES
 from ledbelly.db.engine import pool_size_for, resolve_url, safe_url
-from ledbelly.db.evolve import MODES
 from ledbelly.errors import ConfigError
+from ledbelly.extensions.config import configured_extensions
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,7 +43,7 @@ def main() -> None:
 @click.option("--no-live-stream", is_flag=True, help="Do not fill the live_stream table.")
 @click.option(
     "--schema-evolution",
-    type=click.Choice(MODES),
+    type=click.Choice(EVOLUTION_MODES),
     default="off",
     show_default=True,
     help="Add columns for new fields (and tables for new events) instead of "
@@ -92,6 +93,7 @@ def ingest(
         batch_size=batch_size,
         live_stream=not no_live_stream,
         schema_evolution=schema_evolution,
+        extensions=configured_extensions(None),  # LEDbelly's cfg/ledbelly.yml, if there
     )
     choice = choose_workers(settings, paths, workers)
     if choice.note:

@@ -47,6 +47,7 @@ def build_daemon(
             batch_size=settings.worker.batch_size,
             pool_size=pool_size or max(2, settings.worker.writers + 1),
             schema_evolution=settings.schema_evolution,
+            extensions=settings.extensions,
         )
     )
     missing = pipeline.prepare()
@@ -60,6 +61,7 @@ def build_daemon(
     metrics = Metrics()
     bindings: list[Binding] = []
     try:
+        pipeline.start_extensions()
         bindings += sqs_bindings(settings)
         bindings += https_bindings(settings, metrics)
     except BaseException:

@@ -68,10 +68,9 @@ def normalize_url(raw: str | URL) -> URL:
 
 def url_from_yaml(path: Path) -> URL:
     """A URL from LEDbelly's ``database.yml`` (adapter, host, data, user, pass) or a ``url``."""
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
+    from ledbelly.config import read_yaml  # config imports the extensions, which use this
+
+    doc = read_yaml(path) or {}
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping of database settings")
     if doc.get("url"):

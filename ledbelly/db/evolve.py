@@ -21,6 +21,7 @@ from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateColumn
 
+from ledbelly.config import EVOLUTION_MODES
 from ledbelly.db.ddl import DdlOptions, build_tables, create_statements, run_statements, terminate
 from ledbelly.db.sink import Sink
 from ledbelly.db.tables import LEDGER
@@ -47,8 +48,7 @@ __all__ = [
     "suggest",
 ]
 
-# The values of ``schema_evolution`` (run configuration) and ``--schema-evolution``.
-MODES = ("off", "add_columns", "add_columns_and_tables")
+MODES = EVOLUTION_MODES  # spelled once, in ledbelly.config
 # MySQL's TEXT family by capacity; other dialects' unbounded types have no length.
 _MYSQL_TEXT = {"TINYTEXT": 255, "TEXT": 65_535, "MEDIUMTEXT": 16_777_215, "LONGTEXT": 4_294_967_295}
 _UNBOUNDED = float("inf")

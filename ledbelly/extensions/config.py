@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
 from ledbelly.errors import ConfigError
 
 # The top-level keys this module reads, for the configuration's list of known keys.
@@ -118,12 +116,9 @@ def merge_extension_settings(*groups: Iterable[ExtensionSettings]) -> tuple[Exte
 
 def load_extension_settings(path: Path) -> tuple[ExtensionSettings, ...]:
     """The extensions of a YAML file such as LEDbelly's ``cfg/ledbelly.yml``."""
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    from ledbelly.config import read_yaml  # config reads this module's settings too
+
+    doc = read_yaml(path)
     if doc is None:
         return ()
     if not isinstance(doc, Mapping):

@@ -137,6 +137,7 @@ def ingest_paths(
         tune_gc()  # forked workers inherit it
         if len(plan) <= 1:
             messages = itertools.chain.from_iterable(read_path(p) for p in paths)
+            pipeline.start_extensions()
             return ingest(pipeline, IterSource(messages), progress=progress)
         # prepare() created the tables here (if allowed), so workers never race to DDL.
         known = pipeline.tables.known_columns()
@@ -279,6 +280,7 @@ def _worker(
         logs = EventLogs(settings.log_dir, forward=lambda line: send("log", line))
         pipeline = Pipeline(settings, logs=logs, catalog=start.catalog)
         pipeline.tables.adopt_columns(start.known_columns)
+        pipeline.start_extensions()
         messages = itertools.chain.from_iterable(s.messages() for s in shares)
         stats = ingest(
             pipeline, IterSource(messages), progress=lambda n: send("progress", n), overlap=False
