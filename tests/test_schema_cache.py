@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
 import shutil
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ def _no_parsing(monkeypatch: Any) -> None:
 
 def test_a_second_load_comes_from_the_cache(schemas: Path, monkeypatch: Any) -> None:
     first = Catalog.load(schemas)
-    assert list((schemas.parent / "cache").glob("schemas-*.pickle"))
+    assert list((schemas.parent / "cache").glob("schemas-*.json"))
     _no_parsing(monkeypatch)
     second = Catalog.load(schemas)
     assert list(second) == list(first)
@@ -55,11 +57,32 @@ def test_an_edited_or_added_file_is_read_again(schemas: Path) -> None:
 
 def test_an_unusable_cache_only_means_parsing(schemas: Path, monkeypatch: Any) -> None:
     Catalog.load(schemas)
-    for entry in (schemas.parent / "cache").glob("schemas-*.pickle"):
-        entry.write_bytes(b"not a pickle")
+    for entry in (schemas.parent / "cache").glob("schemas-*.json"):
+        entry.write_bytes(b"not json")
     assert len(Catalog.load(schemas)) > 100
     blocked = schemas.parent / "blocked"
     blocked.write_text("a file where the cache directory should be")
     monkeypatch.setenv("LEDBELLY_CACHE_DIR", str(blocked))
     assert len(Catalog.load(schemas)) > 100
     assert schema_cache.cache_dir() == blocked
+
+
+def test_a_planted_entry_is_checked_like_yaml_and_runs_nothing(
+    schemas: Path, tmp_path: Path
+) -> None:
+    """The cache directory is the user's to write: what it holds is data, checked."""
+    first = Catalog.load(schemas)
+    (entry,) = (schemas.parent / "cache").glob("schemas-*.json")
+    assert entry.stat().st_mode & 0o077 == 0  # owner-only
+    marker = tmp_path / "ran"
+    doc = json.loads(entry.read_text())
+    _, table = doc[0]
+    string_column = next(c for c, spec in table["columns"].items() if spec.get("size"))
+    table["columns"][string_column]["size"] = f"1) or __import__('os').mknod({str(marker)!r}"
+    entry.write_text(json.dumps(doc))
+    again = Catalog.load(schemas)
+    assert list(again) == list(first)  # the planted entry was a miss: the YAML was parsed
+    assert not marker.exists()
+    pickled = entry.with_suffix(".pickle")  # what the old cache would have loaded
+    pickled.write_bytes(pickle.dumps(Path))  # harmless, but code-shaped
+    assert list(Catalog.load(schemas)) == list(first)

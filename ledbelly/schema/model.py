@@ -274,8 +274,12 @@ def _load_dir(directory: Path) -> list[TableDef]:
     from ledbelly.schema import cache as schema_cache
 
     paths = sorted(directory.resolve().rglob("*.yml"))
-    return schema_cache.cached(  # type: ignore[no-any-return]
-        paths, lambda: [load_table_file(p) for p in paths], code=[Path(__file__)]
+    return schema_cache.cached(
+        paths,
+        lambda: [load_table_file(p) for p in paths],
+        code=[Path(__file__)],
+        encode=lambda tables: [[str(t.path), table_to_dict(t)] for t in tables],
+        decode=lambda doc: [table_from_dict(d, Path(p)) for p, d in doc],
     )
 
 
