@@ -15,7 +15,7 @@ from ledbelly.config import DaemonSettings
 from ledbelly.daemon.worker import Binding, Daemon
 from ledbelly.db.engine import safe_url
 from ledbelly.errors import ConfigError
-from ledbelly.ops.metrics import Metrics, MetricsServer
+from ledbelly.ops.metrics import Health, Metrics, MetricsServer
 from ledbelly.ops.notify import Notifier
 from ledbelly.ops.status import StatusLine, is_tty
 from ledbelly.ops.tuning import tune_gc
@@ -59,24 +59,48 @@ def build_daemon(
             safe_url(url),
         )
     metrics = Metrics()
+    metrics.watch_extensions(lambda: _extension_counts(pipeline))
+    built: list[Daemon] = []  # the health of a daemon not built yet: "starting"
+
+    def health() -> tuple[bool, str]:
+        return built[0].healthy() if built else (False, "starting")
+
     bindings: list[Binding] = []
     try:
         pipeline.start_extensions()
         bindings += sqs_bindings(settings)
-        bindings += https_bindings(settings, metrics)
+        bindings += https_bindings(settings, metrics, health)
     except BaseException:
         for b in bindings:
             b.source.close()
         pipeline.close()  # the engine and log files were opened for a daemon that never ran
         raise
     show_status = is_tty(sys.stderr) if status is None else status
-    return Daemon(
+    daemon = Daemon(
         pipeline,
         bindings,
         settings.worker,
         metrics=metrics,
         notifier=Notifier.from_env(),
         status=StatusLine(sys.stderr) if show_status else None,
+    )
+    built.append(daemon)
+    return daemon
+
+
+def _extension_counts(pipeline: Pipeline) -> dict[str, dict[str, int]]:
+    """The extensions' counts for /metrics, from whatever host the pipeline runs now."""
+    return pipeline.extensions.snapshot() if pipeline.extensions is not None else {}
+
+
+def metrics_on_intake(settings: DaemonSettings) -> bool:
+    """``metrics_port`` equal to the https listen port: one port serves both, the intake
+    answering ``/metrics`` and ``/healthz`` beside its POST path (behind ``allow_from``)."""
+    return (
+        settings.https is not None
+        and settings.metrics_port is not None
+        and settings.metrics_port != 0
+        and settings.metrics_port == settings.https.port
     )
 
 
@@ -94,7 +118,9 @@ def sqs_bindings(settings: DaemonSettings) -> list[Binding]:
     ]
 
 
-def https_bindings(settings: DaemonSettings, metrics: Metrics) -> list[Binding]:
+def https_bindings(
+    settings: DaemonSettings, metrics: Metrics, health: Health | None = None
+) -> list[Binding]:
     """The HTTPS intake, listening already, when the configuration has an ``https:`` section.
 
     One poller suffices: it only moves requests from memory to the writers. There is no
@@ -109,7 +135,9 @@ def https_bindings(settings: DaemonSettings, metrics: Metrics) -> list[Binding]:
             f"the https section needs the https extra ({exc.name} is missing): "
             "pip install 'ledbelly[https]'"
         ) from None
-    source = HttpsSource(settings.https, metrics)
+    source = HttpsSource(
+        settings.https, metrics, serve_metrics=metrics_on_intake(settings), health=health
+    )
     source.start()
     return [Binding(source, concurrency=1, wait_seconds=1, visibility_timeout=None)]
 
@@ -117,7 +145,10 @@ def https_bindings(settings: DaemonSettings, metrics: Metrics) -> list[Binding]:
 def run_daemon(daemon: Daemon, settings: DaemonSettings) -> int:
     """Run until SIGTERM/SIGINT; a second signal exits at once. Returns the exit code."""
     server = None
-    if settings.metrics_port is not None:
+    if metrics_on_intake(settings):
+        assert settings.https is not None
+        log.info("metrics on the HTTPS intake's port: %s/metrics", settings.https.listen)
+    elif settings.metrics_port is not None:
         server = MetricsServer(
             daemon.metrics, settings.metrics_host, settings.metrics_port, daemon.healthy
         )

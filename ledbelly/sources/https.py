@@ -32,17 +32,18 @@ from typing import Any
 
 import orjson
 import uvicorn
+from prometheus_client import make_asgi_app
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ledbelly import parsers
 from ledbelly.config import HttpsSettings
 from ledbelly.errors import ConfigError, MessageError
 from ledbelly.message import Message, message_id_for
-from ledbelly.ops.metrics import Metrics
+from ledbelly.ops.metrics import Health, Metrics, health_text
 from ledbelly.parsers import caliper_routes
 from ledbelly.sources.jwt_verify import (
     JwksCache,
@@ -181,7 +182,12 @@ class HttpsSource:
         metrics: Metrics | None = None,
         verifier: JwtVerifier | None = None,
         name: str = "https",
+        *,
+        serve_metrics: bool = False,
+        health: Health | None = None,
     ) -> None:
+        """``serve_metrics``: also answer ``GET /metrics`` and ``GET /healthz`` (from
+        ``health``) on this port, behind the same ``allow_from``."""
         self.name = name
         self.settings = settings
         self.metrics = metrics or Metrics()
@@ -209,7 +215,14 @@ class HttpsSource:
         self._socket: socket.socket | None = None
         self._failure: BaseException | None = None
         self.port = settings.port
-        self._app = Starlette(routes=[Route(settings.path, self._post, methods=["POST"])])
+        self.health: Health = health or (lambda: (not self._closing, "stopping"))
+        routes = [Route(settings.path, self._post, methods=["POST"])]
+        if serve_metrics:
+            routes += [
+                Route("/metrics", _AsgiEndpoint(make_asgi_app(self.metrics.registry))),
+                Route("/healthz", self._healthz, methods=["GET"]),
+            ]
+        self._app = Starlette(routes=routes)
 
     # ----- life cycle ---------------------------------------------------------------------
 
@@ -322,8 +335,9 @@ class HttpsSource:
         self._answer(messages, 200)
         return []
 
-    def release(self, messages: Sequence[Message]) -> None:
-        """Not committed: answer 503 so Canvas delivers it again."""
+    def release(self, messages: Sequence[Message], delay: int = 0) -> None:
+        """Not committed: answer 503 so Canvas delivers it again, on its own schedule
+        (three retries over 10 to 20 minutes), whatever ``delay`` asks."""
         self._answer(messages, 503)
 
     def extend(self, messages: Sequence[Message], seconds: int) -> None:
@@ -375,6 +389,10 @@ class HttpsSource:
         return JSONResponse(
             {"error": "not stored yet; deliver it again"}, status, headers={"Retry-After": "5"}
         )
+
+    async def _healthz(self, request: Request) -> Response:
+        status, text = health_text(self.health)
+        return PlainTextResponse(text, status)
 
     async def _read(self, request: Request, deadline: float) -> bytes:
         """The body, refusing one over max_body_bytes as soon as that is known."""
@@ -485,6 +503,16 @@ def _allowed(host: str, settings: HttpsSettings) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return any(address in network for network in settings.allow_from)
+
+
+class _AsgiEndpoint:
+    """An ASGI app as a route's endpoint (a plain function would be taken for a handler)."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 def _plain(status: int, text: str) -> Response:
