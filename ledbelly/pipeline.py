@@ -38,6 +38,7 @@ class PipelineSettings:
     time_zone: str | None = None
     batch_size: int = 2000  # messages per ingest transaction: fewer, larger COPYs
     pool_size: int = 5
+    durable: bool = True  # False for ingest: see open_engine
     schema_evolution: str = "off"
     extensions: tuple[ExtensionSettings, ...] = ()  # enabled by name (cfg/ledbelly.yml too)
 
@@ -55,7 +56,7 @@ class Pipeline:
         self.settings = settings
         overlay = settings.overlay_dir or Path("schemas.local")
         self.catalog = catalog or Catalog.load(settings.schema_dir, overlay)
-        self.engine = engine or open_engine(settings.url, settings.pool_size)
+        self.engine = engine or open_engine(settings.url, settings.pool_size, settings.durable)
         self.logs = logs or EventLogs(settings.log_dir)
         self.tables = LiveTables(self.engine, self.catalog, settings.create_missing)
         self.sink = Sink(self.tables, self.logs)

@@ -20,6 +20,7 @@ from ledbelly.cli.options import (
     reports_errors,
     schemas_option,
 )
+from ledbelly.cli.prune import register as register_prune_command
 from ledbelly.cli.replay import register as register_replay_command
 from ledbelly.cli.schema import register as register_schema_commands
 from ledbelly.config import EVOLUTION_MODES
@@ -94,6 +95,7 @@ def ingest(
         live_stream=not no_live_stream,
         schema_evolution=schema_evolution,
         extensions=configured_extensions(None),  # LEDbelly's cfg/ledbelly.yml, if there
+        durable=False,  # a power cut costs a rerun, not a message
     )
     choice = choose_workers(settings, paths, workers)
     if choice.note:
@@ -240,20 +242,30 @@ def run(
     help="Where the demo writes.",
 )
 @click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--https",
+    "use_https",
+    is_flag=True,
+    help="Canvas's HTTPS delivery instead of SQS: a local signing key and JWKS, "
+    "simulated events signed RS256 and POSTed to the daemon's HTTPS intake.",
+)
 @reports_errors
-def demo(count: int, db_url: str, seed: int) -> None:
+def demo(count: int, db_url: str, seed: int, use_https: bool) -> None:
     """Run the real daemon against a local SQS (moto) fed by simulate, into SQLite.
 
-    Example: ledbelly demo -n 5000
-    """
-    from ledbelly.demo import run_demo
+    With --https, the daemon's HTTPS intake takes signed POSTs instead.
 
-    run_demo(count, db_url, seed, echo=click.echo)
+    Example: ledbelly demo -n 5000; ledbelly demo --https -n 2000
+    """
+    from ledbelly.demo import run_demo, run_https_demo
+
+    (run_https_demo if use_https else run_demo)(count, db_url, seed, echo=click.echo)
 
 
 register_schema_commands(main)
 register_ops_commands(main)  # logs, stats
 register_replay_command(main)
+register_prune_command(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -136,8 +136,12 @@ def safe_url(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def open_engine(url: URL, pool_size: int = 5) -> Engine:
-    """A pooled engine that checks connections before use and survives server restarts."""
+def open_engine(url: URL, pool_size: int = 5, durable: bool = True) -> Engine:
+    """A pooled engine that checks connections before use and survives server restarts.
+
+    ``durable=False`` lets SQLite skip the disk flush at each commit: right for
+    ``ingest``, whose input is still there to run again after a power cut.
+    """
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
@@ -149,11 +153,34 @@ def open_engine(url: URL, pool_size: int = 5) -> Engine:
             kwargs["connect_args"] = {"connect_timeout": 10}
     engine = create_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        _create_owner_only(url.database)
+        event.listen(engine, "connect", _sqlite_pragmas if durable else _sqlite_pragmas_fast)
     return engine
 
 
+def _create_owner_only(database: str | None) -> None:
+    """A new SQLite file is created 0600 (its -wal and -shm files take its mode)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # a directory that does not exist: SQLite says so when it connects
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """WAL, and ``synchronous=FULL``: the WAL is on disk when a commit returns, so a
+    message acknowledged after its commit cannot be lost to a power cut (NORMAL may lose
+    the last commits, whose messages SQS has already deleted)."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.close()
+
+
+def _sqlite_pragmas_fast(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")

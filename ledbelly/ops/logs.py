@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ledbelly.text import safe_text
 from ledbelly.transform.coerce import json_text
 
 TRUNCATIONS = "sql-truncations.log"
@@ -35,14 +37,31 @@ ALL_FILES = (
 )
 
 
+class OwnerOnlyFileHandler(logging.handlers.RotatingFileHandler):
+    """Rotating files created 0600: they hold students' events, IP addresses, bodies."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+
 class LogFile:
-    """One size-rotated append-only file; lines are written whole, thread-safely."""
+    """One size-rotated append-only file; lines are written whole, thread-safely.
+
+    Text that is not valid UTF-8 (a lone surrogate from a broken body) is written with
+    backslash escapes instead of failing the line.
+    """
 
     def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = path
-        self._handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True
+        self._handler = OwnerOnlyFileHandler(
+            path,
+            maxBytes=max_bytes,
+            backupCount=backups,
+            encoding="utf-8",
+            delay=True,
+            errors="backslashreplace",
         )
         self._handler.setFormatter(logging.Formatter("%(message)s"))
         self._lock = threading.Lock()
@@ -109,7 +128,8 @@ class EventLogs:
 
     def truncation(self, table: str, column: str, supplied: int, expecting: int) -> None:
         self._files[TRUNCATIONS].write(
-            f"{_stamp()} {table}.{column} supplied {supplied}, expecting {expecting}"
+            f"{_stamp()} {safe_text(table)}.{safe_text(column)} supplied {supplied}, "
+            f"expecting {expecting}"
         )
 
     def undefined(self, event_name: str, table: str | None, field: str, sample: Any) -> None:
@@ -133,13 +153,16 @@ class EventLogs:
         if len(shown) > 200:
             shown = shown[:200] + "..."
         self._files[COERCIONS].write(
-            f"{_stamp()} {table}.{column} stored NULL: {reason}; value {shown}"
+            f"{_stamp()} {safe_text(table)}.{safe_text(column)} stored NULL: "
+            f"{safe_text(reason, 300)}; value {safe_text(shown)}"
         )
 
     def error(self, event_name: str, error: str, sql: str | None, data: Any) -> None:
+        """LEDbelly's block: each part one escaped line, so no payload can end a block."""
+        name = safe_text(event_name, 255)
         self._files[ERRORS].write(
-            f"---{event_name}--- {_stamp()}\n{error}\n------ sql\n{sql or '(none)'}\n"
-            f"------ data\n{json_text(data)}\n/---{event_name}---\n"
+            f"---{name}--- {_stamp()}\n{safe_text(error)}\n------ sql\n"
+            f"{safe_text(sql or '(none)')}\n------ data\n{json_text(data)}\n/---{name}---\n"
         )
 
     def recovery(self, message: dict[str, Any], sql: str | None) -> None:
@@ -150,7 +173,7 @@ class EventLogs:
         )
 
     def schema_change(self, text: str) -> None:
-        self._files[SCHEMA_CHANGES].write(f"{_stamp()} {text}")
+        self._files[SCHEMA_CHANGES].write(f"{_stamp()} {safe_text(text)}")
 
     def close(self) -> None:
         for f in self._files.values():

@@ -8,7 +8,17 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ledbelly.ops.logs import OwnerOnlyFileHandler
+from ledbelly.text import safe_text
 from ledbelly.transform.coerce import json_text
+
+
+class LineFormatter(logging.Formatter):
+    """Text lines whose message cannot hold a line break: no payload forges a log line."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = safe_text(record.message)
+        return super().formatMessage(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -35,7 +45,7 @@ def configure_logging(fmt: str = "text", level: str = "INFO", log_file: Path | N
     handler: logging.Handler
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
+        handler = OwnerOnlyFileHandler(
             log_file, maxBytes=20 * 1024 * 1024, backupCount=5, encoding="utf-8"
         )
     else:
@@ -44,7 +54,7 @@ def configure_logging(fmt: str = "text", level: str = "INFO", log_file: Path | N
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s")
+            LineFormatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s")
         )
     logger.addHandler(handler)
     logger.setLevel(level)

@@ -57,6 +57,22 @@ def open_envelope(payload: Any, attributes: dict[str, str]) -> Envelope:
     return Envelope(fmt, str(name), time, payload)
 
 
+def each_event(envelope: Envelope) -> list[Envelope]:
+    """One envelope per event: a Caliper envelope may hold several in ``data``.
+
+    The SQS attribute names one event; each of several is named by its own content.
+    """
+    if envelope.format != CALIPER or len(envelope.payload["data"]) == 1:
+        return [envelope]
+    out = []
+    for single in caliper.single_events(envelope.payload):
+        name = caliper.event_name(single) or envelope.event_name
+        out.append(
+            Envelope(CALIPER, name, caliper.event_time(single) or envelope.event_time, single)
+        )
+    return out
+
+
 def flatten(envelope: Envelope, keep: frozenset[str]) -> dict[str, Any]:
     if envelope.format == CANVAS:
         return canvas_raw.flatten(envelope.payload, keep)

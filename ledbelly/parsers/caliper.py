@@ -1,9 +1,10 @@
 """IMS Caliper 1.1 format: ``{"sensor", "sendTime", "dataVersion", "data": [event]}``.
 
-Only ``data[0]`` is stored; the envelope fields say nothing about the event. The event
-name comes from the SQS attribute ``event_name``, as Canvas does not put it in the event;
-without it (HTTPS delivery, a bare event given to ``ingest``) the event is routed by its
-content (``caliper_routes``).
+Each event in ``data`` is stored as its own row; the envelope fields say nothing about
+the events. An event's name comes from the SQS attribute ``event_name``, as Canvas does
+not put it in the event; without it (HTTPS delivery, a bare event given to ``ingest``),
+or for the events of an envelope that holds several, the event is routed by its content
+(``caliper_routes``).
 """
 
 from __future__ import annotations
@@ -17,8 +18,16 @@ from ledbelly.parsers.flatten import flatten_caliper
 
 def validate(payload: dict[str, Any]) -> None:
     data = payload.get("data")
-    if not isinstance(data, list) or not data or not isinstance(data[0], dict):
-        raise MessageError("Caliper envelope whose data is not a list holding an event object")
+    if not isinstance(data, list) or not data or not all(isinstance(e, dict) for e in data):
+        raise MessageError("Caliper envelope whose data is not a list of event objects")
+
+
+def single_events(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The envelope once per event in ``data``: one envelope, one event, one row."""
+    data = payload["data"]
+    if len(data) == 1:
+        return [payload]
+    return [{**payload, "data": [event]} for event in data]
 
 
 def event_name(payload: dict[str, Any]) -> str | None:

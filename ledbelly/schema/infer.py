@@ -177,10 +177,14 @@ def infer_table(
     """A new event table from flattened samples: key, times, the shared columns, the rest."""
     if fmt not in TABLE_PREFIX:
         raise LedbellyError(f"cannot make a table for format {fmt!r}")
-    name = table_name_for(fmt, event_name)
+    from ledbelly.db.ddl import oracle_name
+
+    # Capped with a stable hash, as columns are: PostgreSQL would cut two long event
+    # names to one table at 63 characters, and MySQL refuses names past 64.
+    name = oracle_name(table_name_for(fmt, event_name), MAX_NAME)
     bare = name[len(TABLE_PREFIX[fmt]) :]
     head = (
-        ColumnDef(f"{bare}_id", "bigint", primary_key=True),
+        ColumnDef(oracle_name(f"{bare}_id", MAX_NAME), "bigint", primary_key=True),
         ColumnDef("processed_at", "datetime"),
         ColumnDef("event_time_local", "datetime"),
     )

@@ -5,6 +5,7 @@ One file per table under ``schemas/<format>/``. See ``schemas/README.md`` for th
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any, Literal
 import yaml
 
 from ledbelly.errors import SchemaError
+from ledbelly.text import safe_text
 
 ColumnType = Literal["bigint", "int", "float", "boolean", "string", "text", "datetime"]
 COLUMN_TYPES: frozenset[str] = frozenset(
@@ -235,6 +237,10 @@ class Catalog:
                 raise SchemaError(f"table {t.name} is defined twice")
             self.tables[t.name] = t
         self.stream_tables = tuple(t for t in self.tables.values() if t.stream)
+        # By the event a table declares: evolution may shorten a long event's table name.
+        self._by_event = {
+            (t.format, t.event): t for t in self.tables.values() if t.event and not t.stream
+        }
 
     @classmethod
     def load(cls, directory: Path | None = None, overlay: Path | None = None) -> Catalog:
@@ -247,11 +253,19 @@ class Catalog:
             tables.update({t.name: t for t in _load_dir(overlay)})
         return cls(tables.values())
 
+    def put(self, table: TableDef) -> None:
+        """Add or replace a table (schema evolution), keeping the routing index in step."""
+        self.tables[table.name] = table
+        if table.event and not table.stream:
+            self._by_event[(table.format, table.event)] = table
+
     def route(self, fmt: str, event_name: str) -> TableDef | None:
         """The event table for an event, or ``None`` for an unknown event."""
         if fmt not in TABLE_PREFIX:
             return None
-        table = self.tables.get(table_name_for(fmt, event_name))
+        table = self._by_event.get((fmt, event_name)) or self.tables.get(
+            table_name_for(fmt, event_name)
+        )
         if table is None or table.stream or table.format != fmt:
             return None
         return table
@@ -298,14 +312,15 @@ def table_to_yaml(
     """
     doc = table_to_dict(table)
     notes = notes or {}
-    lines = [f"# {description}"] if description else []
+    # The event name and the notes may come from a payload: JSON-quoted and escaped, no
+    # character of theirs can end the line and start a key (YAML reads JSON scalars).
+    lines = [f"# {safe_text(description)}"] if description else []
     for key in ("table", "format", "event", "stream"):
         if key in doc:
-            value = str(yaml.safe_dump(doc[key], default_flow_style=True)).strip()
-            lines.append(f"{key}: {value.removesuffix(chr(10) + '...').strip()}")
+            lines.append(f"{key}: {json.dumps(doc[key])}")
     lines.append("columns:")
     for c in table.columns:
-        note = f"  # {notes[c.name]}" if notes.get(c.name) else ""
+        note = f"  # {safe_text(notes[c.name])}" if notes.get(c.name) else ""
         lines.append(f"  {c.name}: {column_spec_yaml(c)}{note}")
     return "\n".join(lines) + "\n"
 

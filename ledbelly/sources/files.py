@@ -7,6 +7,7 @@ becomes a message, so it ends as a dead letter rather than vanishing.
 
 from __future__ import annotations
 
+import io
 import itertools
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -24,6 +25,7 @@ LINE_SUFFIXES = (".jsonl", ".ndjson")
 # Reading releases the interpreter lock, and getting it back can take a thread switch
 # interval (5 ms) while the writer thread works: read in large pieces, so seldom.
 READ_BUFFER = 1 << 20
+BOM = "\ufeff"
 
 
 def message_from_document(doc: Any, text: str | None = None) -> Message:
@@ -70,6 +72,8 @@ def _undecodable(text: str) -> Message:
 def read_lines(lines: Iterable[str]) -> Iterator[Message]:
     for line in lines:
         text = line.strip()
+        if text[:1] == BOM:  # a file saved by an editor that marks UTF-8
+            text = text[1:].strip()
         if not text:
             continue
         try:
@@ -101,14 +105,19 @@ def read_document(text: str) -> Iterator[Message]:
 def read_path(path: str) -> Iterator[Message]:
     """Messages from a file (by its suffix) or from stdin (``-``, read as JSON lines)."""
     if path == "-":
-        yield from read_lines(sys.stdin)
+        # Lines end at \n only: a bare \r inside a JSON line is part of that line.
+        stdin = io.TextIOWrapper(sys.stdin.buffer, "utf-8", "surrogateescape", newline="\n")
+        yield from read_lines(stdin)
         return
     p = Path(path)
     if p.suffix.lower() in LINE_SUFFIXES:
-        with p.open(encoding="utf-8", errors="surrogateescape", buffering=READ_BUFFER) as fh:
+        with p.open(
+            encoding="utf-8", errors="surrogateescape", buffering=READ_BUFFER, newline="\n"
+        ) as fh:
             yield from read_lines(fh)
     else:
-        yield from read_document(p.read_text(encoding="utf-8", errors="surrogateescape"))
+        text = p.read_text(encoding="utf-8", errors="surrogateescape")
+        yield from read_document(text[1:] if text[:1] == BOM else text)
 
 
 def is_line_file(path: str) -> bool:
@@ -157,8 +166,8 @@ class IterSource:
     def ack(self, messages: Sequence[Message]) -> list[Message]:
         return []
 
-    def release(self, messages: Sequence[Message]) -> None:
-        return None
+    def release(self, messages: Sequence[Message], delay: int = 0) -> None:
+        return None  # nothing to hand back to: running ingest again finishes the job
 
     def extend(self, messages: Sequence[Message], seconds: int) -> None:
         return None

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -21,6 +22,7 @@ from ledbelly.message import Message
 from ledbelly.ops.logs import EventLogs
 from ledbelly.outcome import Issue, IssueKind, Kind, Outcome
 from ledbelly.schema.model import Catalog, TableDef
+from ledbelly.text import safe_text
 from ledbelly.transform.coerce import CoercionFailed, to_datetime
 from ledbelly.transform.rows import RowPlan
 
@@ -73,6 +75,7 @@ class Processor:
         self._live_columns = live_columns
         self._plans: dict[str, RowPlan | None] = {}
         self._seen_undefined: set[tuple[str, str]] = set()
+        self._seen_renamed: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._zone = ZoneInfo(self.options.time_zone) if self.options.time_zone else None
         self._local_times = LocalTimes(self._zone)
@@ -121,6 +124,13 @@ class Processor:
         except MessageError as exc:
             name = msg.attributes.get("event_name")
             return Outcome(msg, Kind.DEAD_LETTER, event_name=name, error=str(exc))
+        self._note_renamed(msg, env)
+        events = parsers.each_event(env)
+        if len(events) == 1:
+            return self._event(msg, env)
+        return _merged(msg, env, [self._event(msg, e) for e in events])
+
+    def _event(self, msg: Message, env: parsers.Envelope) -> Outcome:
         event_time = self._event_time(env.event_time)
         table = self.catalog.route(env.format, env.event_name)
         if table is None and self.evolver is not None and self.evolver.creates_tables:
@@ -146,10 +156,34 @@ class Processor:
             )
         return self._rows(msg, env, table, plan, event_time)
 
+    def _note_renamed(self, msg: Message, env: parsers.Envelope) -> None:
+        """An SQS ``event_name`` that disagrees with the body's routes by the attribute,
+        as LEDbelly did; said once per pair, so a producer's mistake is seen."""
+        if env.format != parsers.CANVAS or "event_name" not in msg.attributes:
+            return
+        inside = env.payload["metadata"].get("event_name")
+        if not isinstance(inside, str) or inside == env.event_name:
+            return
+        pair = (env.event_name, inside)
+        if pair in self._seen_renamed or len(self._seen_renamed) > 1000:
+            return
+        with self._lock:
+            self._seen_renamed.add(pair)
+        log.warning(
+            "message %s: the event_name attribute %s differs from metadata.event_name %s; "
+            "routed by the attribute (said once per pair)",
+            safe_text(msg.message_id),
+            safe_text(env.event_name),
+            safe_text(inside),
+        )
+
     def _create_table(self, env: parsers.Envelope) -> TableDef | None:
-        assert self.evolver is not None
-        new = self.evolver.create_table(
-            env.format, env.event_name, parsers.flatten(env, frozenset())
+        evolver = self.evolver
+        assert evolver is not None
+        new = self._evolution(
+            lambda: evolver.create_table(
+                env.format, env.event_name, parsers.flatten(env, frozenset())
+            )
         )
         if new is not None:
             with self._lock:
@@ -194,11 +228,12 @@ class Processor:
         self, env: parsers.Envelope, table: TableDef, plan: RowPlan, flat: dict[str, Any]
     ) -> tuple[TableDef, RowPlan, dict[str, Any]]:
         """New fields become new columns (``schema_evolution: add_columns``)."""
-        assert self.evolver is not None
+        evolver = self.evolver
+        assert evolver is not None
         extra = {k: flat[k] for k in plan.undefined(flat) if k not in plan.missing_in_db}
         if not extra:
             return table, plan, flat
-        new = self.evolver.add_columns(table, extra)
+        new = self._evolution(lambda: evolver.add_columns(table, extra))
         new_plan = self.plan(new) if new is not None else None
         if new is None or new_plan is None:
             return table, plan, flat
@@ -206,13 +241,28 @@ class Processor:
 
     def _widen(self, table: TableDef, issues: list[Issue]) -> RowPlan | None:
         """Strings widened instead of trimmed, when evolution is on."""
-        assert self.evolver is not None
+        evolver = self.evolver
+        assert evolver is not None
         changed = None
         for issue in issues:
             if issue.kind is IssueKind.TRIM:
-                changed = self.evolver.widen(table, issue.column, issue.supplied) or changed
+                widened = self._evolution(
+                    partial(evolver.widen, table, issue.column, issue.supplied)
+                )
+                changed = widened or changed
                 table = changed or table
         return self.plan(changed) if changed is not None else None
+
+    def _evolution(self, change: Callable[[], TableDef | None]) -> TableDef | None:
+        """A schema change, or None when it fails for any reason but an outage (which the
+        batch's retry waits out): the row then lands as with evolution off."""
+        try:
+            return change()
+        except TransientError:
+            raise
+        except Exception:
+            log.exception("schema evolution failed; the row lands without the change")
+            return None
 
     def _report(self, table: str, issues: list[Issue], out: Outcome) -> None:
         for issue in issues:
@@ -304,3 +354,32 @@ class _MillisecondClock:
 
 
 _NO_OFFSET = timedelta(0)
+
+
+def _merged(msg: Message, env: parsers.Envelope, parts: list[Outcome]) -> Outcome:
+    """The outcome of an envelope of several events: all their rows, or, if one of them
+    cannot land, the whole message parked (unknown or dead letter) to be replayed whole."""
+    for kind in (Kind.DEAD_LETTER, Kind.UNKNOWN):
+        failed = next((o for o in parts if o.kind == kind), None)
+        if failed is not None:
+            n = len(parts)
+            return Outcome(
+                msg,
+                kind,
+                failed.event_name,
+                env.format,
+                event_time=failed.event_time,
+                error=f"event {parts.index(failed) + 1} of {n}: {failed.error}",
+            )
+    first = parts[0]
+    return Outcome(
+        msg,
+        Kind.INSERTED,
+        first.event_name,
+        env.format,
+        first.table,
+        rows=[row for o in parts for row in o.rows],
+        event_time=first.event_time,
+        truncations=sum(o.truncations for o in parts),
+        undefined=sum(o.undefined for o in parts),
+    )
