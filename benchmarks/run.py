@@ -16,42 +16,52 @@ import os
 import platform
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import sqlalchemy
+from common import (
+    BENCH_DB,
+    Figure,
+    _cpu_with_children,
+    _progress,
+    all_columns,
+    create_all_tables,
+    drop_database,
+    fresh_database,
+    mariadb_admin,
+    new_pipeline,
+    peak_rss_mb,
+    print_table,
+    rss_now_mb,
+    server_versions,
+    to_message,
+    write_jsonl,
+)
+from honest import bench_daemon_memory, bench_honest
 
 from ledbelly.config import AwsSettings, QueueSettings
 from ledbelly.daemon.worker import Binding, Daemon, WorkerOptions
 from ledbelly.db.bulk import copy_text
-from ledbelly.db.engine import normalize_url
 from ledbelly.ingest.parallel import choose_workers, ingest_paths
 from ledbelly.message import Message, message_id_for
 from ledbelly.ops.logs import EventLogs
 from ledbelly.ops.tuning import tune_gc
-from ledbelly.pipeline import Pipeline, PipelineSettings
-from ledbelly.schema.model import Catalog, TableDef
+from ledbelly.schema.model import Catalog
 from ledbelly.simulate import generate_messages
 from ledbelly.sources.files import read_path
 from ledbelly.sources.memory import MemorySource
 from ledbelly.transform.processor import Processor
 
-SECTIONS = ("parse", "sqlite", "postgresql", "mariadb", "moto", "rss")
-BENCH_DB = "ledbelly_bench"
-PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
-PG_URL = f"postgresql://postgres@127.0.0.1:5432/{BENCH_DB}"
-MARIADB_ADMIN = {"host": "127.0.0.1", "port": 3306, "user": "root", "passwd": ""}
-MARIADB_URL = f"mysql://root@127.0.0.1:3306/{BENCH_DB}"
+SECTIONS = ("parse", "honest", "daemon", "sqlite", "postgresql", "mariadb", "moto", "rss")
 
 PG_RATIO_TARGET = 0.5  # ingest into PostgreSQL / COPY of the same rows
 PARSE_WARM_UP = 5_000  # messages of another seed processed before the clock starts
@@ -63,229 +73,6 @@ RSS_MESSAGES = 100_000
 RSS_EARLY = 10_000
 RSS_TARGET_MB = 150.0
 MARIADB_CHUNK = 1000
-
-
-# ----- results and the table ---------------------------------------------------------------
-
-
-@dataclass
-class Figure:
-    """One line of the table: a value per run, optionally a same-run ceiling and a target."""
-
-    section: str
-    name: str
-    unit: str
-    values: list[float] = field(default_factory=list)
-    ceilings: list[float] = field(default_factory=list)
-    ceiling_name: str = ""
-    target: float | None = None
-    target_text: str = ""
-    higher_is_better: bool = True
-    ratio_target: float | None = None  # a target for the ratio to the ceiling
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.values) if self.values else float("nan")
-
-    @property
-    def ratio(self) -> float | None:
-        """The median of the per-run ratios value / ceiling (each pair measured together)."""
-        if not self.ceilings:
-            return None
-        return statistics.median(v / c for v, c in zip(self.values, self.ceilings, strict=True))
-
-
-def _num(x: float) -> str:
-    if x != x:  # NaN
-        return "-"
-    if abs(x) >= 100:
-        return f"{x:,.0f}"
-    if abs(x) >= 10:
-        return f"{x:.1f}"
-    return f"{x:.2f}"
-
-
-def _verdict(figure: Figure) -> str:
-    parts: list[str] = []
-    ratio = figure.ratio
-    if figure.ratio_target is not None and ratio is not None:
-        ok = ratio >= figure.ratio_target
-        parts.append(f"ratio >= {figure.ratio_target:g}: {'met' if ok else 'NOT met'}")
-    if figure.target is not None:
-        m = figure.median
-        if figure.higher_is_better:
-            parts.append(f"{m / figure.target:.2f}x {figure.target_text}")
-        else:
-            ok = m <= figure.target
-            parts.append(f"{figure.target_text}: {'met' if ok else 'NOT met'}")
-    return "; ".join(parts)
-
-
-def print_table(figures: Sequence[Figure], out: Callable[[str], None] = print) -> None:
-    header = [
-        "section",
-        "figure",
-        "median",
-        "unit",
-        "ceiling (same run)",
-        "ceiling",
-        "ratio",
-        "target",
-        "runs",
-    ]
-    rows = [header]
-    for f in figures:
-        ratio = f.ratio
-        rows.append(
-            [
-                f.section,
-                f.name,
-                _num(f.median),
-                f.unit,
-                f.ceiling_name,
-                _num(statistics.median(f.ceilings)) if f.ceilings else "",
-                f"{ratio:.2f}" if ratio is not None else "",
-                _verdict(f),
-                " / ".join(_num(v) for v in f.values),
-            ]
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    numeric = {2, 5, 6}
-
-    def line(r: list[str]) -> str:
-        cells = [
-            c.rjust(w) if i in numeric else c.ljust(w)
-            for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        ]
-        return " | ".join(cells).rstrip()
-
-    out(line(rows[0]))
-    out("-+-".join("-" * w for w in widths))
-    for r in rows[1:]:
-        out(line(r))
-
-
-# ----- shared helpers -----------------------------------------------------------------------
-
-
-def to_message(raw: dict[str, Any]) -> Message:
-    """A ``generate_messages`` item (boto3's shape) as the ``Message`` a source hands over."""
-    attrs = {k: v["StringValue"] for k, v in raw["MessageAttributes"].items()}
-    return Message(raw["MessageId"], raw["Body"], attrs)
-
-
-def all_columns(table: TableDef) -> frozenset[str] | None:
-    return frozenset(c.name for c in table.columns)
-
-
-def rss_now_mb() -> float:
-    """Resident set size now, from /proc/self/statm."""
-    with open("/proc/self/statm") as fh:
-        pages = int(fh.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS: ``VmHWM``, and ``ru_maxrss`` where there is no /proc.
-
-    ``ru_maxrss`` survives fork and exec on Linux, so a child started by a big parent
-    reports the parent's peak. ``VmHWM`` belongs to the child's own address space.
-    """
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
-
-
-def create_all_tables(pipeline: Pipeline) -> None:
-    """System tables and every catalog table, before anything is timed."""
-    pipeline.prepare()
-    for table in pipeline.catalog:
-        pipeline.tables.columns(table)
-
-
-def pg_admin() -> Any:
-    import psycopg2
-
-    conn = psycopg2.connect(**PG_ADMIN)
-    conn.autocommit = True
-    return conn
-
-
-def mariadb_admin(db: str | None = None) -> Any:
-    import MySQLdb
-
-    kwargs: dict[str, Any] = dict(MARIADB_ADMIN, charset="utf8mb4")
-    if db:
-        kwargs["db"] = db
-    return MySQLdb.connect(**kwargs)
-
-
-def fresh_database(kind: str, workdir: Path) -> str:
-    """A new, empty database of ``kind``; returns its URL."""
-    if kind == "sqlite":
-        path = workdir / f"bench-{time.monotonic_ns()}.db"
-        return f"sqlite:///{path}"
-    if kind == "postgresql":
-        conn = pg_admin()
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-            cur.execute(f"CREATE DATABASE {BENCH_DB}")
-        conn.close()
-        return PG_URL
-    if kind == "mariadb":
-        conn = mariadb_admin()
-        cur = conn.cursor()
-        cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        cur.execute(f"CREATE DATABASE {BENCH_DB} CHARACTER SET utf8mb4")
-        conn.close()
-        return MARIADB_URL
-    raise ValueError(kind)
-
-
-def drop_database(kind: str) -> None:
-    if kind == "postgresql":
-        conn = pg_admin()
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.close()
-    elif kind == "mariadb":
-        conn = mariadb_admin()
-        conn.cursor().execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        conn.close()
-
-
-def new_pipeline(url: str, workdir: Path) -> Pipeline:
-    log_dir = workdir / f"log-{time.monotonic_ns()}"
-    return Pipeline(PipelineSettings(url=normalize_url(url), log_dir=log_dir, create_missing=True))
-
-
-def server_versions(databases: set[str]) -> dict[str, str]:
-    """The versions of the database servers the chosen sections use, asked of the servers."""
-    out: dict[str, str] = {}
-    if "postgresql" in databases:
-        try:
-            conn = pg_admin()
-            with conn.cursor() as cur:
-                cur.execute("SHOW server_version")
-                out["PostgreSQL"] = str(cur.fetchone()[0])
-            conn.close()
-        except Exception as exc:
-            out["PostgreSQL"] = f"unreachable ({type(exc).__name__})"
-    if "mariadb" in databases:
-        try:
-            conn = mariadb_admin()
-            cur = conn.cursor()
-            cur.execute("SELECT VERSION()")
-            out["MariaDB"] = str(cur.fetchone()[0])
-            conn.close()
-        except Exception as exc:
-            out["MariaDB"] = f"unreachable ({type(exc).__name__})"
-    return out
 
 
 # ----- 1. parse -----------------------------------------------------------------------------
@@ -345,6 +132,7 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def ceiling_postgresql(grouped: Grouped) -> float:
+    """COPY of the same rows, their text rendered before the clock starts."""
     import psycopg2
 
     conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=BENCH_DB)
@@ -352,21 +140,17 @@ def ceiling_postgresql(grouped: Grouped) -> float:
         with conn.cursor() as cur:
             cur.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in grouped))
         conn.commit()
-        times = {
-            table: frozenset(
-                c for c in _columns(rows) if any(isinstance(r[c], datetime) for r in rows)
-            )
-            for table, rows in grouped.items()
-        }
+        loads = []
+        for table, rows in grouped.items():
+            cols = _columns(rows)
+            times = frozenset(c for c in cols if any(isinstance(r[c], datetime) for r in rows))
+            names = ", ".join(f'"{c}"' for c in cols)
+            text = copy_text(rows, cols, times)
+            loads.append((f'COPY "{table}" ({names}) FROM STDIN', text))
         start = time.perf_counter()
         with conn.cursor() as cur:
-            for table, rows in grouped.items():
-                cols = _columns(rows)
-                sql = (
-                    f'COPY "{table}" ({", ".join(f"{chr(34)}{c}{chr(34)}" for c in cols)}) '
-                    "FROM STDIN"
-                )
-                cur.copy_expert(sql, io.StringIO(copy_text(rows, cols, times[table])))
+            for sql, text in loads:
+                cur.copy_expert(sql, io.StringIO(text))
         conn.commit()
         return time.perf_counter() - start
     finally:
@@ -431,14 +215,14 @@ def bench_ingest(kind: str, jsonl: Path, events: int, runs: int, workdir: Path) 
     }[kind]
     wall = Figure(
         f"ingest {kind}",
-        "ledbelly ingest (wall)",
+        "ingest_paths in-process (wall)",
         "ev/s",
         ceiling_name=f"same rows, {bulk}",
         target=LEDBELLY_RUBY,
         target_text=f"LEDbelly's {LEDBELLY_RUBY:.0f}/s (PG)",
         ratio_target=PG_RATIO_TARGET if kind == "postgresql" else None,
     )
-    cpu = Figure(f"ingest {kind}", "ledbelly ingest (CPU of its processes)", "ev/CPU-s")
+    cpu = Figure(f"ingest {kind}", "ingest_paths in-process (CPU of its processes)", "ev/CPU-s")
     for run in range(runs):
         url = fresh_database(kind, workdir)
         pipeline = new_pipeline(url, workdir)
@@ -461,7 +245,7 @@ def bench_ingest(kind: str, jsonl: Path, events: int, runs: int, workdir: Path) 
             grouped = collect_rows(pipeline.processor, read_path(str(jsonl)))
         finally:
             pipeline.close()
-        wall.name = f"ledbelly ingest (wall, {workers} worker{'s' if workers > 1 else ''})"
+        wall.name = f"ingest_paths in-process (wall, {workers} worker{'s' if workers > 1 else ''})"
         if kind == "postgresql":
             seconds = ceiling_postgresql(grouped)
         elif kind == "mariadb":
@@ -744,31 +528,6 @@ def bench_rss(runs: int, seed: int, kind: str) -> list[Figure]:
 # ----- main ---------------------------------------------------------------------------------
 
 
-def _cpu_with_children() -> float:
-    """CPU seconds of this process and of its finished children (ingest's workers)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def _progress(text: str) -> None:
-    print(f"  .. {text}", file=sys.stderr, flush=True)
-
-
-def write_jsonl(path: Path, events: int, seed: int) -> None:
-    with path.open("wb") as fh:
-        for raw in generate_messages(events, seed, fmt="mixed"):
-            fh.write(
-                orjson.dumps(
-                    {
-                        "MessageId": raw["MessageId"],
-                        "Body": raw["Body"],
-                        "MessageAttributes": raw["MessageAttributes"],
-                    }
-                )
-                + b"\n"
-            )
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -777,6 +536,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--events", type=int, default=20_000, help="events for parse and ingest (default 20000)"
     )
     p.add_argument("--runs", type=int, default=3, help="runs per figure (default 3)")
+    p.add_argument(
+        "--sizes",
+        default="20000,100000",
+        help="events for honest (each) and daemon (the largest), comma-separated",
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument(
         "--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}"
@@ -805,7 +569,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     began = time.perf_counter()
     only = set(args.sections)
-    versions = server_versions(only | ({args.rss_db} if "rss" in only else set()))
+    pg_sections = {"postgresql"} if only & {"honest", "daemon"} else set()
+    versions = server_versions(only | pg_sections | ({args.rss_db} if "rss" in only else set()))
     print("ledbelly benchmarks")
     print(
         f"  machine   {platform.platform()}, {os.cpu_count()} CPUs, "
@@ -833,6 +598,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             msgs = [to_message(m) for m in generate_messages(args.events, args.seed, "mixed")]
             figures += bench_parse(msgs, args.runs, workdir)
             del msgs
+        sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+        if "honest" in only:
+            figures += bench_honest(sizes, args.runs, args.seed, workdir)
+        if "daemon" in only:
+            figures += bench_daemon_memory(max(sizes), args.runs, args.seed, workdir)
         dbs = [k for k in ("sqlite", "postgresql", "mariadb") if k in only]
         if dbs:
             jsonl = workdir / "events.jsonl"
