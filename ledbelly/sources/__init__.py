@@ -6,7 +6,7 @@ its tests run the same code whatever feeds them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from ledbelly.message import Message
@@ -25,12 +25,17 @@ class Source(Protocol):
         """Delete committed messages; returns those that could not be deleted."""
         ...
 
-    def release(self, messages: Sequence[Message]) -> None:
-        """Hand back messages not committed, so they are delivered again soon."""
+    def release(self, messages: Sequence[Message], delay: int = 0) -> None:
+        """Hand back messages not committed, to be delivered again after ``delay`` seconds
+        (at once with 0: visibility 0 on SQS). A source that cannot delay ignores it."""
         ...
 
-    def extend(self, messages: Sequence[Message], seconds: int) -> None:
-        """Keep messages invisible to other consumers while they are being worked on."""
+    def extend(self, messages: Sequence[Message], seconds: int) -> Mapping[Message, str] | None:
+        """Keep messages invisible to other consumers while they are being worked on.
+
+        Returns the messages it could not extend, each with the reason (``None`` or an
+        empty mapping: all were); the daemon tries those again.
+        """
         ...
 
     def close(self) -> None: ...

@@ -1,14 +1,16 @@
 """An in-memory queue behind the ``Source`` interface: unit tests and benchmarks.
 
 It behaves like SQS where it matters: received messages stay in flight until acked,
-released ones come back, and nothing is lost if the consumer dies.
+released ones come back (after their delay), and nothing is lost if the consumer dies.
 """
 
 from __future__ import annotations
 
 import collections
+import math
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from ledbelly.message import Message
 
@@ -30,6 +32,7 @@ class MemorySource:
         self._feed = feed
         self._queue: collections.deque[Message] = collections.deque(messages)
         self._in_flight: dict[str, Message] = {}
+        self._delayed: list[tuple[float, Message]] = []  # released with a delay: (due, message)
         self._cond = threading.Condition()
         self.acked = 0
 
@@ -40,8 +43,11 @@ class MemorySource:
 
     def receive(self, max_messages: int, wait_seconds: float) -> list[Message]:
         with self._cond:
+            self._due()
             if not self._queue and self._feed is None:
-                self._cond.wait(timeout=wait_seconds)
+                soonest = min((due for due, _ in self._delayed), default=math.inf)
+                self._cond.wait(timeout=max(0.0, min(wait_seconds, soonest - time.monotonic())))
+                self._due()
             out: list[Message] = []
             while len(out) < max_messages and (msg := self._next()) is not None:
                 self._in_flight[msg.message_id] = msg
@@ -65,13 +71,25 @@ class MemorySource:
                     self.acked += 1
         return []
 
-    def release(self, messages: Sequence[Message]) -> None:
+    def release(self, messages: Sequence[Message], delay: int = 0) -> None:
         with self._cond:
             back = [m for m in messages if self._in_flight.pop(m.message_id, None) is not None]
+            if delay > 0:
+                due = time.monotonic() + delay
+                self._delayed.extend((due, m) for m in back)
+                return
             self._queue.extendleft(reversed(back))  # first in line again, in their order
             self._cond.notify_all()
 
-    def extend(self, messages: Sequence[Message], seconds: int) -> None:
+    def _due(self) -> None:
+        """Delayed messages whose time has come, back in the queue (call holding the lock)."""
+        if not self._delayed:
+            return
+        now = time.monotonic()
+        self._queue.extend(m for due, m in self._delayed if due <= now)
+        self._delayed = [(due, m) for due, m in self._delayed if due > now]
+
+    def extend(self, messages: Sequence[Message], seconds: int) -> Mapping[Message, str] | None:
         return None
 
     def close(self) -> None:
@@ -79,8 +97,9 @@ class MemorySource:
 
     @property
     def depth(self) -> int:
+        """Messages waiting: in the queue, or released with a delay not yet passed."""
         with self._cond:
-            return len(self._queue)
+            return len(self._queue) + len(self._delayed)
 
     @property
     def in_flight(self) -> int:

@@ -26,6 +26,7 @@ from ledbelly.message import Message, message_id_for
 log = logging.getLogger(__name__)
 ACK_ATTEMPTS = 3
 ACK_CONCURRENCY = 8  # batch calls (of ten messages each) in flight at once per queue
+MAX_VISIBILITY = 43200  # SQS's longest visibility timeout, 12 hours
 
 
 def sqs_client(aws: AwsSettings, read_timeout: float = 30.0) -> Any:
@@ -108,7 +109,7 @@ class SqsSource:
         """Delete, checking each entry and retrying failures; returns what never got deleted."""
         pending = list(messages)
         for attempt in range(ACK_ATTEMPTS):
-            pending = self._batched("delete_message_batch", pending, None)
+            pending = list(self._batched("delete_message_batch", pending, None))
             if not pending:
                 return []
             time.sleep(0.2 * (attempt + 1))
@@ -120,33 +121,50 @@ class SqsSource:
         )
         return pending
 
-    def release(self, messages: Sequence[Message]) -> None:
-        self._batched("change_message_visibility_batch", list(messages), 0)
-
-    def extend(self, messages: Sequence[Message], seconds: int) -> None:
+    def release(self, messages: Sequence[Message], delay: int = 0) -> None:
+        """Visible again after ``delay`` seconds; a message already gone is no failure."""
+        seconds = max(0, min(MAX_VISIBILITY, int(delay)))
         self._batched("change_message_visibility_batch", list(messages), seconds)
 
+    def extend(self, messages: Sequence[Message], seconds: int) -> dict[Message, str]:
+        """Every failed entry, with SQS's reason: a stale receipt handle, or the call failed."""
+        return self._batched(
+            "change_message_visibility_batch", list(messages), seconds, extending=True
+        )
+
     def _batched(
-        self, operation: str, messages: list[Message], visibility: int | None
-    ) -> list[Message]:
-        """``operation`` over ``messages`` in calls of ten; returns the messages it failed on.
+        self,
+        operation: str,
+        messages: list[Message],
+        visibility: int | None,
+        extending: bool = False,
+    ) -> dict[Message, str]:
+        """``operation`` over ``messages`` in calls of ten; the messages it failed on, each
+        with the reason. A release counts a sender fault (the message is already deleted)
+        as done; an extension does not: that message may be another consumer's now.
 
         The calls run side by side: a writer acknowledging a batch of 500 would otherwise
         wait for 50 round trips one after another before it takes the next batch.
         """
         chunks = [messages[i : i + 10] for i in range(0, len(messages), 10)]
+        failed: dict[Message, str] = {}
         if len(chunks) <= 1:
-            return [m for c in chunks for m in self._call(operation, c, visibility)]
+            for c in chunks:
+                failed.update(self._call(operation, c, visibility, extending))
+            return failed
         with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(
                     max_workers=ACK_CONCURRENCY, thread_name_prefix=f"ledbelly-sqs-{self.name}"
                 )
             pool = self._pool
-        results = pool.map(lambda c: self._call(operation, c, visibility), chunks)
-        return [m for failed in results for m in failed]
+        for result in pool.map(lambda c: self._call(operation, c, visibility, extending), chunks):
+            failed.update(result)
+        return failed
 
-    def _call(self, operation: str, chunk: list[Message], visibility: int | None) -> list[Message]:
+    def _call(
+        self, operation: str, chunk: list[Message], visibility: int | None, extending: bool
+    ) -> dict[Message, str]:
         entries = []
         for n, m in enumerate(chunk):
             entry: dict[str, Any] = {"Id": str(n), "ReceiptHandle": m.handle}
@@ -156,13 +174,15 @@ class SqsSource:
         try:
             resp = getattr(self.client, operation)(QueueUrl=self.url, Entries=entries)
         except (ClientError, BotoCoreError) as exc:
-            log.warning("%s on %s failed: %s", operation, self.name, exc)
-            return chunk
-        return [
-            chunk[int(f["Id"])]
+            if not extending:  # the daemon logs an extension's failures, once
+                log.warning("%s on %s failed: %s", operation, self.name, exc)
+            return dict.fromkeys(chunk, f"{operation} failed: {exc}")
+        release = operation != "delete_message_batch" and not extending
+        return {
+            chunk[int(f["Id"])]: f"{f.get('Code', 'error')}: {f.get('Message', '')}".rstrip(": ")
             for f in resp.get("Failed", [])
-            if not f.get("SenderFault") or operation == "delete_message_batch"
-        ]
+            if not (f.get("SenderFault") and release)
+        }
 
     def close(self) -> None:
         with self._pool_lock:
