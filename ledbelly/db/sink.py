@@ -4,7 +4,16 @@ Each batch is one transaction holding the event rows, the stream rows, the store
 unknown events, the dead letters and a ledger entry per message. A message already in
 the ledger is skipped, so redelivery inserts nothing twice. A row the database refuses
 for its content never takes its batch down: the batch is split until the bad message is
-alone, and that one becomes a dead letter.
+alone, and that one becomes a dead letter. A message the database will not take even as
+a dead letter is reported apart (``Unstorable``) while the rest of its batch commits.
+
+Several writers (threads, processes, daemons on other hosts) may hold the same message
+at once: SQS delivers at least once. The ledger's primary key settles it. On PostgreSQL
+the claim is ``ON CONFLICT DO NOTHING``; elsewhere the ledger is checked, then written
+first in the transaction, and a duplicate key there means another writer committed the
+message meanwhile: the transaction is tried again and the ledger now shows it as a
+duplicate. Ledger rows go in message-id order, so two writers never wait on each other
+in a circle (a deadlock) over the ledger.
 """
 
 from __future__ import annotations
@@ -15,8 +24,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, insert, select
+from sqlalchemy import Connection, Table, delete, insert, literal, select
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import mssql
+from sqlalchemy.engine import Dialect
 
 from ledbelly.db.bulk import inserter_for
 from ledbelly.db.errors import classify_db_error
@@ -27,20 +38,47 @@ from ledbelly.errors import LedbellyError, PermanentError, TransientError
 from ledbelly.message import Message, sqs_form
 from ledbelly.ops.logs import EventLogs
 from ledbelly.outcome import Kind, Outcome
+from ledbelly.text import safe_text
 from ledbelly.transform.coerce import clean_text
+
+# A batch that meets other writers' messages in the ledger this many times in a row is
+# retried later, as a transient fault; once is the rule, a second time is rare.
+LEDGER_RACE_TRIES = 5
 
 
 @dataclass
 class WriteReport:
-    """What one ``Sink.write`` committed: outcomes (final kinds) and duplicates skipped."""
+    """What one ``Sink.write`` committed: outcomes (final kinds) and duplicates skipped.
+
+    ``unstored``: messages the database refused even as dead letters (their error says
+    why); nothing of them committed, and they are not in ``messages``.
+    """
 
     committed: list[Outcome] = field(default_factory=list)
     duplicates: list[Message] = field(default_factory=list)
+    unstored: list[Outcome] = field(default_factory=list)
 
     @property
     def messages(self) -> list[Message]:
         """Every message now accounted for in the database, safe to acknowledge."""
         return [o.message for o in self.committed] + self.duplicates
+
+
+class Unstorable(PermanentError):
+    """Some messages could not be stored even as dead letters; the rest of the batch
+    committed, and ``report`` says what did (and, in ``unstored``, what did not)."""
+
+    def __init__(self, report: WriteReport) -> None:
+        first = report.unstored[0]
+        super().__init__(
+            f"cannot even store a dead letter for {len(report.unstored)} message(s), "
+            f"e.g. {first.message.message_id}: {first.error}"
+        )
+        self.report = report
+
+
+class _LedgerRace(Exception):
+    """The ledger insert met a message id another writer committed after our check."""
 
 
 class Sink:
@@ -59,7 +97,8 @@ class Sink:
     # ----- writing ------------------------------------------------------------------------
 
     def write(self, outcomes: Sequence[Outcome], replay: bool = False) -> WriteReport:
-        """Commit a batch; ``TransientError`` (nothing committed) if the database is away.
+        """Commit a batch; ``TransientError`` (nothing committed) if the database is away,
+        ``Unstorable`` (the rest committed; ``.report``) for what not even a dead letter holds.
 
         With ``replay`` a message the ledger holds as a dead letter or an unknown event is
         written again: its parked row and ledger entry are replaced, in the same
@@ -69,17 +108,13 @@ class Sink:
         report = WriteReport()
         if outcomes:
             self._write(list(outcomes), report, replay)
+        if report.unstored:
+            raise Unstorable(report)
         return report
 
     def _write(self, outcomes: list[Outcome], report: WriteReport, replay: bool) -> None:
         try:
-            with self.engine.begin() as conn:
-                if self._claims_with_returning and not replay:
-                    fresh, dups = self._claim(conn, outcomes)
-                    self._insert(conn, fresh, ledger_done=True)
-                else:
-                    fresh, dups, attempts = self._dedupe(conn, outcomes, replay)
-                    self._insert(conn, fresh, attempts=attempts)
+            fresh, dups = self._transaction(outcomes, replay)
         except Exception as exc:  # classified: transient ones are retried, never dead letters
             err = classify_db_error(exc)
             if isinstance(err, TransientError):
@@ -97,6 +132,24 @@ class Sink:
             if o.kind == Kind.DEAD_LETTER:
                 self.log_dead_letter(o, None, o.rows)
 
+    def _transaction(
+        self, outcomes: list[Outcome], replay: bool
+    ) -> tuple[list[Outcome], list[Message]]:
+        """The batch's one transaction: fresh outcomes written, duplicates found."""
+        for _ in range(LEDGER_RACE_TRIES):
+            try:
+                with self.engine.begin() as conn:
+                    if self._claims_with_returning and not replay:
+                        fresh, dups = self._claim(conn, outcomes)
+                        self._insert(conn, fresh, ledger_done=True)
+                    else:
+                        fresh, dups, attempts = self._dedupe(conn, outcomes, replay)
+                        self._insert(conn, fresh, attempts=attempts)
+                return fresh, dups
+            except _LedgerRace:
+                continue  # rolled back; the ledger now shows the other writer's messages
+        raise TransientError("the ledger kept meeting messages other writers committed")
+
     def _claim(
         self, conn: Connection, outcomes: list[Outcome]
     ) -> tuple[list[Outcome], list[Message]]:
@@ -108,7 +161,7 @@ class Sink:
         not as a VALUES row per message.
         """
         now = _now()
-        rows = [_ledger_row(o, now) for o in outcomes]
+        rows = sorted((_ledger_row(o, now) for o in outcomes), key=_by_message_id)
         raw: Any = conn.connection.dbapi_connection
         cur = raw.cursor()
         try:
@@ -174,6 +227,14 @@ class Sink:
         attempts: dict[str, int] | None = None,
     ) -> None:
         now = _now()
+        if not ledger_done:  # first: a race with another writer shows before any other work
+            ledger = sorted((_ledger_row(o, now) for o in outcomes), key=_by_message_id)
+            try:
+                self.insert_rows(conn, self.tables.system[LEDGER], ledger)
+            except Exception as exc:
+                if _duplicate_key(exc):
+                    raise _LedgerRace from exc
+                raise
         tried = attempts or {}
         by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for o in outcomes:
@@ -190,9 +251,6 @@ class Sink:
             by_table[UNKNOWN_TABLE if o.kind == Kind.UNKNOWN else DEAD_LETTERS].append(row)
         for name, rows in by_table.items():
             self.insert_rows(conn, self.tables.table_by_name(name), rows)
-        if not ledger_done:
-            ledger = [_ledger_row(o, now) for o in outcomes]
-            self.insert_rows(conn, self.tables.system[LEDGER], ledger)
 
     def insert_rows(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         """One bulk insert per table (COPY on PostgreSQL); rows of one table share keys."""
@@ -221,7 +279,8 @@ class Sink:
             event_time=outcome.event_time,
             error=reason,
         )
-        for attempt in range(2):
+        attempt = races = 0
+        while True:
             try:
                 with self.engine.begin() as conn:
                     fresh, dups, tried = self._dedupe(conn, [dead], replay)
@@ -232,12 +291,20 @@ class Sink:
                         dead.message = _unstorable_copy(outcome.message)
                     self._insert(conn, fresh, attempts=tried)
                 break
+            except _LedgerRace:
+                races += 1
+                if races >= LEDGER_RACE_TRIES:
+                    raise TransientError("the ledger kept meeting this message") from None
             except Exception as again:
                 second = classify_db_error(again)
                 if isinstance(second, TransientError):
                     raise second from again
-                if attempt:
-                    raise PermanentError(f"cannot even store a dead letter: {second}") from again
+                if attempt:  # not even as a dead letter: the caller holds it back
+                    dead.message = outcome.message
+                    dead.error = f"{reason}; not storable as a dead letter either: {second}"
+                    report.unstored.append(dead)
+                    return
+                attempt = 1
         dead.message = outcome.message
         report.committed.append(dead)
         self.log_dead_letter(dead, getattr(exc, "statement", None), failed_rows)
@@ -261,21 +328,51 @@ class Sink:
         self.logs.recovery(sqs_form(msg), sql)
 
     def _recovery_sql(self, rows: list[tuple[str, dict[str, Any]]]) -> str:
-        parts = []
-        for name, row in rows:
-            stmt = insert(self.tables.table_by_name(name)).values(**row)
-            try:
-                parts.append(
-                    str(
-                        stmt.compile(
-                            dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}
-                        )
-                    )
-                    + ";"
-                )
-            except (sa_exc.SQLAlchemyError, NotImplementedError, TypeError, ValueError):
-                parts.append(f"-- {name}: {row!r}")
-        return "\n".join(parts)
+        """The refused INSERTs as a DBA would run them in the database's own client."""
+        return "\n".join(
+            recovery_statement(self.tables.table_by_name(name), row, self.engine.dialect)
+            for name, row in rows
+        )
+
+
+def recovery_statement(table: Table, row: dict[str, Any], dialect: Dialect) -> str:
+    """One INSERT with its values written out, executable as it stands.
+
+    SQLAlchemy writes ``%`` as ``%%`` for drivers that use ``%s`` parameters; a client
+    running the file has no parameters, so it is undone (Canvas URLs are full of ``%``).
+    MSSQL reads a plain ``'...'`` literal in the server's code page, so strings are
+    written ``N'...'``.
+    """
+    if dialect.name == "mssql":
+        row = {k: literal(v, mssql.NVARCHAR()) if isinstance(v, str) else v for k, v in row.items()}
+    try:
+        sql = str(
+            insert(table)
+            .values(**row)
+            .compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+        )
+    except (sa_exc.SQLAlchemyError, NotImplementedError, TypeError, ValueError):
+        return f"-- {table.name}: {safe_text(repr(row))}"
+    if dialect.paramstyle in ("format", "pyformat"):
+        sql = sql.replace("%%", "%")
+    return sql + ";"
+
+
+def _by_message_id(row: dict[str, Any]) -> str:
+    return str(row["message_id"])
+
+
+def _duplicate_key(exc: BaseException) -> bool:
+    """A unique-key violation, in any driver's words (the ledger's only key is its id)."""
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    if isinstance(code, str) and code:
+        return code == "23505"  # PostgreSQL's unique_violation
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and not isinstance(args[0], bool):
+        return args[0] in (1062, 1586)  # MySQL/MariaDB: duplicate entry for key
+    text = str(orig).lower()  # SQLite, MSSQL, Oracle (ORA-00001: unique constraint)
+    return "unique constraint" in text or "duplicate key" in text
 
 
 def _chunks(ids: list[str], size: int = 900) -> list[list[str]]:
