@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ledbelly.schema.model import TableDef
 
 from ledbelly.message import Message
 
@@ -54,3 +57,27 @@ class Outcome:
     error: str | None = None
     truncations: int = 0
     undefined: int = 0
+
+
+class EventRows(Protocol):
+    """One event while its rows are built, as an extension's ``event_rows`` hook sees it.
+
+    ``add_row`` builds the event's row for another table (``live_stream``, say) with the
+    processor's own row builder: coerced, trimmed, logged and counted like the event's.
+    """
+
+    @property
+    def format(self) -> str: ...
+
+    @property
+    def event_name(self) -> str: ...
+
+    def add_row(self, table: TableDef) -> None: ...
+
+    def mark(self) -> int:
+        """How many rows the event has now (for the host, to undo a failed hook)."""
+        ...
+
+    def undo(self, mark: int) -> None:
+        """Drop the rows added since ``mark``."""
+        ...

@@ -67,7 +67,7 @@ class Pipeline:
             self.tables.dialect,
             self.logs,
             self.tables.columns,
-            ProcessorOptions(live_stream=settings.live_stream, time_zone=settings.time_zone),
+            ProcessorOptions(time_zone=settings.time_zone),
             evolver=self.evolver,
         )
 
@@ -98,23 +98,33 @@ class Pipeline:
         return replayed
 
     def prepare(self) -> list[str]:
-        """Ready the database (see ``LiveTables.prepare``); the event tables it lacks."""
-        return self.tables.prepare()
+        """Ready the database (see ``LiveTables.prepare``) and start the extensions;
+        returns the event tables the database lacks."""
+        missing = self.tables.prepare()
+        self.start_extensions()
+        return missing
 
     def start_extensions(self) -> None:
-        """Start the extensions named in the settings, in the process that will write."""
-        if self.settings.extensions and self.extensions is None:
-            from ledbelly.extensions.base import ExtensionContext, ExtensionHost
+        """Start the extensions (``live_stream`` unless switched off, then those named in
+        the settings) in the process that will write; once."""
+        if self.extensions is not None:
+            return
+        from ledbelly.extensions.base import ExtensionContext, ExtensionHost
+        from ledbelly.extensions.config import ExtensionSettings
 
-            context = ExtensionContext(
-                url=self.settings.url,
-                catalog=self.catalog,
-                log_dir=self.settings.log_dir,
-                create_missing=self.settings.create_missing,
-            )
-            host = ExtensionHost.load(self.settings.extensions, context)
-            host.start()
-            self.extensions = host
+        wanted = list(self.settings.extensions)
+        if self.settings.live_stream and all(s.name != "live_stream" for s in wanted):
+            wanted.insert(0, ExtensionSettings("live_stream"))
+        context = ExtensionContext(
+            url=self.settings.url,
+            catalog=self.catalog,
+            log_dir=self.settings.log_dir,
+            create_missing=self.settings.create_missing,
+        )
+        host = ExtensionHost.load(wanted, context)
+        host.start()
+        self.extensions = host
+        self.processor.event_rows = host.event_rows if host.adds_event_rows else None
 
     def before_insert(self, outcomes: list[Outcome]) -> None:
         """The extensions' rows for a batch: once per batch, before its first write."""

@@ -16,6 +16,8 @@ import pytest
 from sqlalchemy import Engine, MetaData, Table, func, select
 
 from conftest import SCHEMAS, canvas_event, engine_for, sqs_message
+from helpers import count as count_rows
+from helpers import ingest_all
 from ledbelly.db.engine import normalize_url
 from ledbelly.errors import ConfigError
 from ledbelly.extensions import (
@@ -28,7 +30,7 @@ from ledbelly.extensions import (
     load_extension,
 )
 from ledbelly.extensions.geoip import GeoIp, utc_offset
-from ledbelly.outcome import Outcome
+from ledbelly.outcome import EventRows, Outcome
 from ledbelly.pipeline import Pipeline
 from ledbelly.schema.model import Catalog
 
@@ -530,3 +532,44 @@ def test_configuration_forms(tmp_path: Path) -> None:
     ) == (ExtensionSettings("geoip", {"database": "a.mmdb"}),)
     assert configured_extensions({"extensions": {"geoip": False}}, ledbelly_yml) == ()
     assert configured_extensions({}, tmp_path / "absent.yml") == ()
+
+
+class _BrokenRows(Extension):
+    """Adds a row for live_stream, then fails: its row must not survive."""
+
+    def event_rows(self, event: EventRows) -> None:
+        event.add_row(self.table)
+        raise RuntimeError("event_rows is broken")
+
+    def start(self, context: ExtensionContext) -> None:
+        self.table = context.catalog.tables["live_stream"]
+
+
+def test_live_stream_is_an_extension_on_by_default(sqlite_url: str, make_pipeline: Any) -> None:
+    on = make_pipeline(sqlite_url)
+    assert on.extensions is not None and on.extensions.active == ["live_stream"]
+    message = sqs_message("ls-1", "asset_accessed", canvas_event())
+    ingest_all(on, [message])
+    assert count_rows(sqlite_url, "live_stream") == 1
+    off = make_pipeline(sqlite_url, live_stream=False)
+    assert off.extensions is not None and off.extensions.active == []
+    ingest_all(off, [sqs_message("ls-2", "asset_accessed", canvas_event())])
+    assert (
+        count_rows(sqlite_url, "live_stream") == 1
+        and count_rows(sqlite_url, "live_asset_accessed") == 2
+    )
+
+
+def test_a_failing_row_hook_loses_only_its_own_rows(sqlite_url: str, make_pipeline: Any) -> None:
+    pipeline = make_pipeline(sqlite_url, live_stream=False)
+    broken = _BrokenRows()
+    broken.name = "broken"
+    context = ExtensionContext(url=pipeline.settings.url, catalog=pipeline.catalog)
+    host = ExtensionHost([(broken, context)])
+    host.start()
+    pipeline.processor.event_rows = host.event_rows
+    ingest_all(
+        pipeline, [sqs_message(f"b-{i}", "asset_accessed", canvas_event()) for i in range(3)]
+    )
+    assert count_rows(sqlite_url, "live_asset_accessed") == 3
+    assert count_rows(sqlite_url, "live_stream") == 0 and host.failures["broken"] == 3

@@ -42,7 +42,7 @@ from ledbelly.db.engine import open_engine
 from ledbelly.db.tables import build_table
 from ledbelly.errors import ConfigError
 from ledbelly.extensions.config import ExtensionSettings
-from ledbelly.outcome import Outcome
+from ledbelly.outcome import EventRows, Outcome
 from ledbelly.schema.model import Catalog
 
 ENTRY_POINT_GROUP: Final = "ledbelly.extensions"
@@ -59,6 +59,10 @@ class Extension:
 
     def start(self, context: ExtensionContext) -> None:
         """Open what the extension needs; raise ``ConfigError`` for a configuration fault."""
+
+    def event_rows(self, event: EventRows) -> None:
+        """Add rows for each event as it is built (``event.add_row(table)``): in the
+        processing thread, so keep it to a few microseconds. ``live_stream`` is one."""
 
     def before_insert(self, outcomes: list[Outcome]) -> None:
         """Add rows for the extension's own tables to ``outcome.rows``; never remove any."""
@@ -133,10 +137,22 @@ def available_extensions() -> dict[str, EntryPoint]:
     return found
 
 
+# ledbelly's own extensions, found even where the package's entry points are not installed
+# (run from a source tree).
+_BUILT_IN = {
+    name: EntryPoint(name, value, ENTRY_POINT_GROUP)
+    for name, value in (
+        ("live_stream", "ledbelly.extensions.live_stream:LiveStream"),
+        ("geoip", "ledbelly.extensions.geoip:GeoIp"),
+        ("maxmind", "ledbelly.extensions.geoip:GeoIp"),
+    )
+}
+
+
 def load_extension(name: str) -> Extension:
     """A new instance of the extension registered under ``name``."""
     known = available_extensions()
-    ep = known.get(name)
+    ep = known.get(name) or _BUILT_IN.get(name)
     if ep is None:
         names = ", ".join(sorted(known)) or "none installed"
         raise ConfigError(f"unknown extension {name!r}; available: {names}")
@@ -187,6 +203,7 @@ class ExtensionHost:
         self._throttles: dict[str, _Throttle] = {}
         self._active: list[Extension] = []
         self._before: list[Extension] = []
+        self._event_rows: list[Extension] = []
         self._workers: dict[str, _Worker] = {}
         self._started = False
         self.failures: Counter[str] = Counter()  # hook exceptions per extension
@@ -247,6 +264,8 @@ class ExtensionHost:
                 log.error("extension %s is off: it failed to start", ext.name)
                 continue
             self._active.append(ext)
+            if _overrides(ext, "event_rows"):
+                self._event_rows.append(ext)
             if _overrides(ext, "before_insert"):
                 self._before.append(ext)
             if _overrides(ext, "after_commit"):
@@ -273,6 +292,7 @@ class ExtensionHost:
                     self.drain_timeout,
                 )
         active, self._active, self._before = self._active, [], []
+        self._event_rows = []
         for ext in reversed(active):
             if ext.name in busy:
                 continue  # its thread still uses what stop() would close
@@ -288,6 +308,20 @@ class ExtensionHost:
         return all(w.idle(deadline) for w in list(self._workers.values()))
 
     # ----- hooks --------------------------------------------------------------------------
+
+    @property
+    def adds_event_rows(self) -> bool:
+        return bool(self._event_rows)
+
+    def event_rows(self, event: EventRows) -> None:
+        """Each extension adds rows to one event; a failing one has its rows taken out."""
+        for ext in self._event_rows:
+            mark = event.mark()
+            try:
+                ext.event_rows(event)
+            except Exception as exc:
+                event.undo(mark)
+                self._failed(ext.name, "event_rows", exc)
 
     def before_insert(self, outcomes: list[Outcome]) -> None:
         """Each extension adds its rows; a failing one has its rows taken back out."""

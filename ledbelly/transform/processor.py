@@ -20,7 +20,8 @@ from ledbelly import parsers
 from ledbelly.errors import MessageError, TransientError
 from ledbelly.message import Message
 from ledbelly.ops.logs import EventLogs
-from ledbelly.outcome import Issue, IssueKind, Kind, Outcome
+from ledbelly.outcome import EventRows, Issue, IssueKind, Kind, Outcome
+from ledbelly.parsers.flatten import Collision
 from ledbelly.schema.model import Catalog, TableDef
 from ledbelly.text import safe_text
 from ledbelly.transform.coerce import CoercionFailed, to_datetime
@@ -52,7 +53,6 @@ class SchemaEvolver(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ProcessorOptions:
-    live_stream: bool = True
     time_zone: str | None = None
 
 
@@ -75,12 +75,14 @@ class Processor:
         self._live_columns = live_columns
         self._plans: dict[str, RowPlan | None] = {}
         self._seen_undefined: set[tuple[str, str]] = set()
+        self._seen_collisions: set[tuple[str, str]] = set()
         self._seen_renamed: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._zone = ZoneInfo(self.options.time_zone) if self.options.time_zone else None
         self._local_times = LocalTimes(self._zone)
         self._clock = _MillisecondClock()
-        self._stream = catalog.stream_tables if self.options.live_stream else ()
+        # The extensions' per-event hook (ExtensionHost.event_rows): live_stream's rows.
+        self.event_rows: Callable[[EventRows], None] | None = None
         self.evolver = evolver
         self.created_tables: list[TableDef] = []  # by evolution, for their unknown events
 
@@ -198,7 +200,10 @@ class Processor:
         plan: RowPlan,
         event_time: datetime | None,
     ) -> Outcome:
-        flat = parsers.flatten(env, plan.keep)
+        collisions: list[Collision] = []
+        flat = parsers.flatten(env, plan.keep, collisions)
+        if collisions:
+            self._log_collisions(table.name, collisions)
         if self.evolver is not None and self.evolver.adds_columns:
             table, plan, flat = self._evolve(env, table, plan, flat)
         now = self._clock.now()
@@ -215,13 +220,8 @@ class Processor:
         out.rows.append((table.name, row))
         self._report(table.name, issues, out)
         self._log_undefined(env.event_name, table.name, plan, flat, out)
-        if env.format == parsers.CANVAS:
-            for stream in self._stream:
-                splan = self.plan(stream)
-                if splan is not None:
-                    srow, sissues = splan.build_after(plan, flat, row, issues, now, local)
-                    out.rows.append((stream.name, srow))
-                    self._report(stream.name, sissues, out)
+        if self.event_rows is not None:
+            self.event_rows(_BuiltEvent(self, out, plan, flat, row, issues, now, local))
         return out
 
     def _evolve(
@@ -271,6 +271,16 @@ class Processor:
                 self.logs.truncation(table, issue.column, issue.supplied, issue.expecting)
             else:
                 self.logs.coercion(table, issue.column, issue.value, issue.reason)
+
+    def _log_collisions(self, table: str, collisions: list[Collision]) -> None:
+        """Each (table, key) collision once: the key, the path kept, the paths dropped."""
+        for c in collisions:
+            marker = (table, c.key)
+            with self._lock:
+                if marker in self._seen_collisions:
+                    continue
+                self._seen_collisions.add(marker)
+            self.logs.collision(table, c.key, c.kept, c.dropped)
 
     def _log_undefined(
         self, event: str, table: str, plan: RowPlan, flat: dict[str, Any], out: Outcome
@@ -383,3 +393,51 @@ def _merged(msg: Message, env: parsers.Envelope, parts: list[Outcome]) -> Outcom
         truncations=sum(o.truncations for o in parts),
         undefined=sum(o.undefined for o in parts),
     )
+
+
+class _BuiltEvent:
+    """An event whose own row is built, offered to the extensions (``EventRows``).
+
+    A row added for another table is built from the values the event's row already
+    converted (``RowPlan.build_after``), and its trims count as the event's.
+    """
+
+    __slots__ = ("_flat", "_issues", "_local", "_now", "_out", "_plan", "_processor", "_row")
+
+    def __init__(
+        self,
+        processor: Processor,
+        out: Outcome,
+        plan: RowPlan,
+        flat: dict[str, Any],
+        row: dict[str, Any],
+        issues: list[Issue],
+        now: datetime,
+        local: datetime | None,
+    ) -> None:
+        self._processor, self._out, self._plan, self._flat = processor, out, plan, flat
+        self._row, self._issues, self._now, self._local = row, issues, now, local
+
+    @property
+    def format(self) -> str:
+        return self._out.format or ""
+
+    @property
+    def event_name(self) -> str:
+        return self._out.event_name or ""
+
+    def add_row(self, table: TableDef) -> None:
+        plan = self._processor.plan(table)
+        if plan is None:
+            return  # the table is not in the database: nothing to add
+        row, issues = plan.build_after(
+            self._plan, self._flat, self._row, self._issues, self._now, self._local
+        )
+        self._out.rows.append((table.name, row))
+        self._processor._report(table.name, issues, self._out)
+
+    def mark(self) -> int:
+        return len(self._out.rows)
+
+    def undo(self, mark: int) -> None:
+        del self._out.rows[mark:]
