@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -775,3 +776,23 @@ def scalar_of(url: str, sql: str) -> Any:
             return conn.execute(text(sql)).scalar()
     finally:
         engine.dispose()
+
+
+def test_two_instances_behind_one_balancer_keep_rows_exactly_once(
+    db_url: str, intake: Callable[..., Intake], keys: Keys
+) -> None:
+    """Canvas's retries may reach either instance; both write one database."""
+    left, right = intake(db_url), intake(db_url)
+    events = [canvas_event(asset_id=str(21070000000000200 + n)) for n in range(20)]
+    tokens = [keys.sign(e) for e in events]
+    with ThreadPoolExecutor(max_workers=8) as pool:  # every event to both, at once
+        answers = list(
+            pool.map(
+                lambda pair: pair[0].post(pair[1]),
+                [(side, t) for t in tokens for side in (left, right)],
+            )
+        )
+    assert [a.status_code for a in answers] == [200] * 40
+    assert left.scalar("SELECT COUNT(*) FROM live_asset_accessed") == 20
+    assert left.scalar("SELECT COUNT(*) FROM ledbelly_messages") == 20
+    assert left.scalar("SELECT COUNT(*) FROM ledbelly_dead_letters") == 0
