@@ -208,7 +208,10 @@ def run(
     log_dir: Path | None,
     schema_dir: Path | None,
 ) -> None:
-    """Consume SQS queues into the database until SIGTERM or SIGINT.
+    """Consume SQS queues, Canvas's HTTPS posts, or both, until SIGTERM or SIGINT.
+
+    The run configuration's queues: run SQS pollers, its https: section the intake
+    (cfg/https.yml.example); with both, one process serves both on one pipeline.
 
     Example: ledbelly run -c cfg/sqs.yml --db postgresql://ledbelly@db/canvas
     """
