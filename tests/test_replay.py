@@ -118,12 +118,14 @@ def test_an_unknown_event_replays_once_after_its_schema_is_added(
     event = canvas_event("badge_awarded", badge_id="21070000000000009", badge_name="Reader")
     _ingest(db_url, tmp_path, schemas, "badge-1", "badge_awarded", event)
     assert count(db_url, "ledbelly_unknown_events", "WHERE message_id = 'badge-1'") == 1
-    (schemas / "canvas" / "live_badge_awarded.yml").write_text(
-        "table: live_badge_awarded\nformat: canvas\nevent: badge_awarded\ncolumns:\n"
-        "  badge_awarded_id: {type: bigint, primary_key: true}\n"
-        "  processed_at: {type: datetime}\n  event_time_local: {type: datetime}\n"
-        "  badge_id: {type: bigint}\n  badge_name: {type: string, size: 255}\n"
-    )
+    patch = tmp_path / "patch.yml"
+    _cli(
+        "schema", "suggest", "--db", db_url, "--schemas", str(schemas),
+        "--log-dir", str(tmp_path / "log"), "--overlay", str(tmp_path / "none"),
+        "--output", str(patch),
+    )  # fmt: skip
+    assert "live_badge_awarded" in patch.read_text()
+    _cli("schema", "apply", str(patch), "--schemas", str(schemas))
     for _ in range(2):  # the second replay finds nothing left to move
         _cli(
             "replay",
