@@ -1,16 +1,20 @@
-"""Inventory of the Canvas raw event types a canvas-lms checkout emits, against schemas/canvas.
+"""Inventory of the event types a canvas-lms checkout emits, per format, against schemas/.
 
-Usage: python scripts/canvas_inventory.py /path/to/canvas-lms [--schemas schemas]
+Usage: .venv/bin/python scripts/canvas_inventory.py /path/to/canvas-lms [--schemas schemas]
 
-Prints a markdown table: every ``post_event_stringified("name", ...)`` call found in the
-checkout's Ruby sources (lib/ and app/), where it is, the ledbelly table it routes to and
-whether that table exists; then the tables in schemas/canvas whose event the checkout no
-longer posts. Run it against each Canvas release and diff the output with schemas/CANVAS.md.
+Canvas raw: every ``post_event_stringified("name", ...)`` call found in the checkout's
+Ruby sources (lib/ and app/), where it is, the ledbelly table it routes to and whether
+that table exists; then the tables in schemas/canvas whose event the checkout no longer
+posts. Caliper: every documented event type (``doc/api/data_services/json/caliper/
+event-types/<name>.json``), its ``ims_`` table, and whether ledbelly's routing by content
+(``ledbelly.parsers.caliper_routes``) sends the documented example there. Run it against
+each Canvas release and diff the output with schemas/CANVAS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -108,6 +112,30 @@ def inventory(checkout: Path, schema_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+CALIPER_DOCS = Path("doc/api/data_services/json/caliper/event-types")
+
+
+def caliper_inventory(checkout: Path, schema_dir: Path) -> str:
+    """The documented Caliper event types, their tables, and where routing sends them."""
+    from ledbelly.parsers.caliper_routes import event_name
+
+    tables = {p.stem for p in (schema_dir / "caliper").glob("ims_*.yml")}
+    lines = [
+        "| event | documented in | table | status | routed by content |",
+        "|---|---|---|---|---|",
+    ]
+    for doc in sorted((checkout / CALIPER_DOCS).glob("*.json")):
+        name, table = doc.stem, "ims_" + re.sub(r"[^A-Za-z0-9_]", "_", doc.stem)
+        routed = set()
+        for example in json.loads(doc.read_text(encoding="utf-8")).get("examples", []):
+            for event in example.get("payload", {}).get("data", []):
+                routed.add(event_name(event) or "(none)")
+        status = "existing" if table in tables else "new"
+        shown = ", ".join(sorted(routed)) or "(no example)"
+        lines.append(f"| `{name}` | {CALIPER_DOCS / doc.name} | `{table}` | {status} | {shown} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("checkout", type=Path, help="a local canvas-lms checkout")
@@ -126,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     sys.stdout.write(inventory(checkout, args.schemas))
+    sys.stdout.write("\nCaliper:\n\n" + caliper_inventory(checkout, args.schemas))
     return 0
 
 
