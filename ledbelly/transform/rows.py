@@ -64,7 +64,9 @@ class RowPlan:
         self.has_processed_at = _fillable(table, "processed_at", live_columns)
         self.has_local_time = _fillable(table, "event_time_local", live_columns)
         self._build = _lazily_compiled(self.slots, None, self._install)
-        self._followers: dict[int, tuple[Any, dict[str, list[str]]]] = {}
+        # By leader plan itself (never its id(), which a later plan may reuse once this
+        # one is freed): a reset drops leaders and followers together.
+        self._followers: dict[RowPlan, tuple[Any, dict[str, list[str]]]] = {}
 
     def _install(self, build: Callable[..., dict[str, Any]]) -> None:
         self._build = build
@@ -95,9 +97,9 @@ class RowPlan:
         ``live_stream`` repeats most of an event table's metadata columns; converting them
         once halves its cost. The leader's trims and NULLs are reported for both tables.
         """
-        follower = self._followers.get(id(leader))
+        follower = self._followers.get(leader)
         if follower is None:
-            follower = self._followers[id(leader)] = self._follower(leader)
+            follower = self._followers[leader] = self._follower(leader)
         build, reused = follower
         issues: list[Issue] = []
         row = build(flat, issues, lead_row)
@@ -111,11 +113,10 @@ class RowPlan:
         return row, issues
 
     def _follower(self, leader: RowPlan) -> tuple[Any, dict[str, list[str]]]:
-        key = id(leader)
         reuse, reused = _reuse_map(self.slots, leader.slots)
 
         def install(build: Callable[..., dict[str, Any]]) -> None:
-            self._followers[key] = (build, reused)
+            self._followers[leader] = (build, reused)
 
         return _lazily_compiled(self.slots, reuse, install), reused
 
