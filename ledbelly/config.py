@@ -39,6 +39,7 @@ _TOP_KEYS = {
     "max_batch_wait",
     "batch_linger",
     "max_in_flight",
+    "max_in_flight_bytes",
     "shutdown_timeout",
     "dead_letter_policy",
     "metrics_port",
@@ -146,6 +147,7 @@ class WorkerOptions:
     max_batch_wait: float = 1.0
     batch_linger: float = 0.01
     max_in_flight: int = 5000
+    max_in_flight_bytes: int = 256 * 1024**2  # message bodies held in memory at most
     shutdown_timeout: float = 30.0
     delay: float = 0.0
     writers: int = 1
@@ -368,6 +370,9 @@ def daemon_settings_from_dict(doc: Any) -> DaemonSettings:
             max_batch_wait=_float(doc, "max_batch_wait", 1.0, 0.0, 60),
             batch_linger=_float(doc, "batch_linger", 0.01, 0.0, 60),
             max_in_flight=_int(doc, "max_in_flight", max(5000, 2 * batch_size), 10, 1_000_000),
+            max_in_flight_bytes=_int(
+                doc, "max_in_flight_bytes", 256 * 1024**2, 1024**2, 64 * 1024**3
+            ),
             shutdown_timeout=_float(doc, "shutdown_timeout", 30.0, 1, 3600),
             dead_letter_policy=_choice(doc, "dead_letter_policy", "table", DEAD_LETTER_POLICIES),
             writers=_int(doc, "writers", 1, 1, 16),

@@ -2,30 +2,39 @@
 
 Threads and what they own:
 - pollers (a ``ThreadPoolExecutor``): long-poll their queue while there is room in
-  memory (``max_in_flight``) and the database is up; hand messages to the work queue.
+  memory (``max_in_flight`` messages, ``max_in_flight_bytes`` of bodies) and the database
+  is up; hand messages to the work queue.
 - writers: take batches off the work queue, process them, commit them with their ledger
   entries, then delete (ack) exactly the committed messages.
-- housekeeping: extends the visibility of messages held long, feeds the watchdog, the
-  metrics gauges and the status line.
+- housekeeping: extends the visibility of messages held long (a failed extension is
+  retried, logged once and counted), feeds the watchdog, the metrics gauges and the
+  status line.
 
 Every wait is bounded, so each thread notices the stop flag within a second or one long
 poll. Shutdown is ordered and bounded by ``shutdown_timeout``: stop receiving, finish and
 commit what is in hand, delete what committed, release the rest (visibility 0).
+
+A message the database will not take even as a dead letter goes back to its queue alone,
+offered again later each time (``HOLD_BACK_FIRST`` seconds, doubling up to
+``HOLD_BACK_MAX``); the rest of its batch commits, and it is logged once, with its raw
+message in ``sql-recovery.jsonl``.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 
 from ledbelly.config import WorkerOptions
-from ledbelly.db.sink import WriteReport
+from ledbelly.db.sink import Unstorable, WriteReport
 from ledbelly.errors import OperatorError, SourceUnavailable, TransientError
 from ledbelly.message import Message
 from ledbelly.ops.metrics import Metrics
@@ -40,6 +49,10 @@ from ledbelly.sources import Source
 log = logging.getLogger("ledbelly.daemon")
 
 __all__ = ["Binding", "Daemon", "WorkerOptions"]
+
+HOLD_BACK_FIRST = 30  # seconds before an unstorable message is offered again, at first
+HOLD_BACK_MAX = 900  # and at most
+_HOLD_BACK_REMEMBERED = 10_000  # message ids whose hold-backs are counted
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,9 @@ class Binding:
 class _Held:
     visibility_timeout: int | None  # None: its source has no visibility to extend
     visible_at: float  # when the source would hand it out again
+    size: int = 0  # bytes its body takes in memory
+    extend_failures: int = 0  # failed extensions in a row
+    retry_at: float = 0.0  # no extension before this (after a failed one)
 
 
 class _GiveUp(Exception):
@@ -84,7 +100,10 @@ class Daemon:
         self._stats_lock = threading.Condition()  # notified as each batch is acknowledged
         self._work: queue.Queue[Message] = queue.Queue()
         self._held: dict[Message, _Held] = {}
+        self._held_bytes = 0
         self._held_lock = threading.Condition()
+        self._held_back: OrderedDict[str, int] = OrderedDict()  # id -> times held back
+        self._extend_failing: set[Source] = set()  # sources whose extensions fail now
         self._stop = threading.Event()
         self._deadline_passed = threading.Event()  # set by the shutdown once time is up
         self._db_up = threading.Event()
@@ -236,24 +255,41 @@ class Daemon:
 
     def _wait_for_room(self) -> bool:
         with self._held_lock:
-            if len(self._held) + 10 <= self.options.max_in_flight:
+            if self._room():
                 return True
             self._held_lock.wait(timeout=1.0)
-            return len(self._held) + 10 <= self.options.max_in_flight
+            return self._room()
+
+    def _room(self) -> bool:
+        """Room for one more receive (call holding the lock): ten more messages fit, and
+        the bodies held are under the byte bound (SQS messages may be 1 MiB each)."""
+        return (
+            len(self._held) + 10 <= self.options.max_in_flight
+            and self._held_bytes < self.options.max_in_flight_bytes
+        )
 
     def _hold(self, messages: list[Message], visibility_timeout: int | None) -> None:
         visible_at = time.monotonic() + (visibility_timeout or 0)
         with self._held_lock:
             for m in messages:
-                self._held[m] = _Held(visibility_timeout, visible_at)
+                size = sys.getsizeof(m.body)
+                self._held[m] = _Held(visibility_timeout, visible_at, size)
+                self._held_bytes += size
         for m in messages:
             self._work.put(m)
 
     def _unhold(self, messages: Sequence[Message]) -> None:
         with self._held_lock:
             for m in messages:
-                self._held.pop(m, None)
+                if (h := self._held.pop(m, None)) is not None:
+                    self._held_bytes -= h.size
             self._held_lock.notify_all()
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of message bodies held in memory now."""
+        with self._held_lock:
+            return self._held_bytes
 
     # ----- writing ------------------------------------------------------------------------
 
@@ -279,6 +315,8 @@ class Daemon:
             self._release(batch)
             return
         self._acknowledge(report, batch)
+        if report.unstored:
+            self._hold_back(report.unstored)
         try:
             self._replay_created()
         except Exception:  # its messages are committed and deleted: nothing to release
@@ -320,7 +358,10 @@ class Daemon:
                 outcomes = self._redrive([self.pipeline.processor.process(m) for m in batch])
                 self.pipeline.before_insert(outcomes)
             started = time.monotonic()
-            report = self.pipeline.sink.write(outcomes)
+            try:
+                report = self.pipeline.sink.write(outcomes)
+            except Unstorable as exc:  # the rest committed; those few are held back
+                report = exc.report
             self.metrics.observe_batch(len(outcomes), time.monotonic() - started)
             self._database_state(True)
             return report
@@ -358,6 +399,10 @@ class Daemon:
     def _acknowledge(self, report: WriteReport, batch: list[Message]) -> None:
         for source, messages in _by_source(report.messages):
             source.ack(messages)
+        if self._held_back:
+            with self._held_lock:
+                for m in report.messages:  # stored at last
+                    self._held_back.pop(m.message_id, None)
         self.pipeline.after_commit(report)
         self._unhold(report.messages)
         with self._stats_lock:  # several writers may finish batches at once
@@ -372,10 +417,31 @@ class Daemon:
         if ages:
             self.metrics.observe_message_age(max(ages))
 
-    def _release(self, messages: Sequence[Message]) -> None:
+    def _hold_back(self, unstored: list[Outcome]) -> None:
+        """Messages not even a dead letter holds: each goes back to its queue alone, to
+        be offered again later each time; logged once, with its raw message for replay."""
+        for o in unstored:
+            with self._held_lock:
+                times = self._held_back.pop(o.message.message_id, 0) + 1
+                self._held_back[o.message.message_id] = times
+                while len(self._held_back) > _HOLD_BACK_REMEMBERED:
+                    self._held_back.popitem(last=False)
+            delay = min(HOLD_BACK_MAX, HOLD_BACK_FIRST * 2 ** min(times - 1, 16))
+            if times == 1:
+                log.error(
+                    "message %s (%s) cannot be stored, not even as a dead letter: %s; the rest "
+                    "of its batch committed. It goes back to its queue, offered again in %d s, "
+                    "then less often; its raw message is in sql-recovery.jsonl",
+                    *(o.message.message_id, o.event_name or "?", o.error, delay),
+                )
+                self.pipeline.sink.log_dead_letter(o)
+            self.metrics.record_retry("unstorable")
+            self._release([o.message], delay)
+
+    def _release(self, messages: Sequence[Message], delay: int = 0) -> None:
         for source, mine in _by_source(messages):
             try:
-                source.release(mine)
+                source.release(mine, delay)
             except Exception:
                 log.exception(
                     "could not release %d messages; they return after their visibility timeout",
@@ -458,17 +524,50 @@ class Daemon:
                 if (
                     vt
                     and m.source is not None
+                    and now >= h.retry_at
                     and h.visible_at - now < max(min(5.0, vt * 0.5), vt * 0.4)
                 ):
                     due.setdefault(m.source, []).append((m, h))
         for source, held in due.items():
+            vt = held[0][1].visibility_timeout or 0
             try:
-                source.extend([m for m, _ in held], held[0][1].visibility_timeout or 0)
-            except Exception:
-                log.exception("could not extend visibility of %d messages", len(held))
-                continue
-            for _, h in held:
-                h.visible_at = now + (h.visibility_timeout or 0)
+                failed: Mapping[Message, str] = source.extend([m for m, _ in held], vt) or {}
+            except Exception as exc:  # the whole call: every message failed
+                failed = dict.fromkeys((m for m, _ in held), f"{type(exc).__name__}: {exc}")
+            self._extended(source, held, failed, now, vt)
+
+    def _extended(
+        self,
+        source: Source,
+        held: list[tuple[Message, _Held]],
+        failed: Mapping[Message, str],
+        now: float,
+        vt: int,
+    ) -> None:
+        """Moves ``visible_at`` on only for what was extended. A failed extension is tried
+        again, sooner than the visibility runs out; each is counted, the first logged."""
+        still: list[Message] = []
+        with self._held_lock:
+            for m, h in held:
+                if m not in failed:
+                    h.visible_at, h.extend_failures = now + vt, 0
+                elif m in self._held:  # else committed meanwhile: nothing to keep hidden
+                    h.extend_failures += 1
+                    h.retry_at = now + min(2.0 ** (h.extend_failures - 1), max(1.0, vt / 8))
+                    still.append(m)
+        for _ in still:
+            self.metrics.record_retry("visibility")
+        if still and source not in self._extend_failing:
+            self._extend_failing.add(source)
+            log.warning(
+                "could not extend the visibility of %d messages from %s (%s); retrying. "
+                "Meanwhile another consumer may get them (the ledger skips the copy); "
+                'failures are counted in ledbelly_retries_total{kind="visibility"}',
+                *(len(still), source.name, failed[still[0]]),
+            )
+        elif not still and source in self._extend_failing:
+            self._extend_failing.discard(source)
+            log.info("extending visibility on %s works again", source.name)
 
     def alive(self) -> bool:
         """For the systemd watchdog: the threads work. A database outage is not a reason
