@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import mmdb_writer
+import netaddr
 import pytest
 from sqlalchemy import Engine, MetaData, Table, func, select
 
@@ -33,10 +35,6 @@ from ledbelly.extensions.geoip import GeoIp, utc_offset
 from ledbelly.outcome import EventRows, Outcome
 from ledbelly.pipeline import Pipeline
 from ledbelly.schema.model import Catalog
-
-mmdb_writer = pytest.importorskip("mmdb_writer")
-netaddr = pytest.importorskip("netaddr")
-
 
 # ----- a small GeoLite2-City ------------------------------------------------------------------
 
