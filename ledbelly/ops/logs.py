@@ -148,6 +148,13 @@ class EventLogs:
             )
         )
 
+    def collision(self, table: str, key: str, kept: str, dropped: tuple[str, ...]) -> None:
+        """Payload paths that flattened to one key: which one's value was stored."""
+        self._files[COERCIONS].write(
+            f"{_stamp()} {safe_text(table)}.{safe_text(key)} collision: kept "
+            f"{safe_text(kept)}, dropped {', '.join(safe_text(d) for d in dropped)}"
+        )
+
     def coercion(self, table: str, column: str, value: Any, reason: str) -> None:
         shown = json_text(value)
         if len(shown) > 200:

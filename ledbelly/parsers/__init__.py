@@ -9,6 +9,7 @@ import orjson
 
 from ledbelly.errors import MessageError
 from ledbelly.parsers import caliper, canvas_raw
+from ledbelly.parsers.flatten import Collision
 
 CANVAS = "canvas"
 CALIPER = "caliper"
@@ -73,7 +74,10 @@ def each_event(envelope: Envelope) -> list[Envelope]:
     return out
 
 
-def flatten(envelope: Envelope, keep: frozenset[str]) -> dict[str, Any]:
+def flatten(
+    envelope: Envelope, keep: frozenset[str], collisions: list[Collision] | None = None
+) -> dict[str, Any]:
+    """The event's flat keys; keys that collided are added to ``collisions``."""
     if envelope.format == CANVAS:
-        return canvas_raw.flatten(envelope.payload, keep)
-    return caliper.flatten(envelope.payload, keep)
+        return canvas_raw.flatten(envelope.payload, keep, collisions)
+    return caliper.flatten(envelope.payload, keep, collisions)

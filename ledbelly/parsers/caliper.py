@@ -13,7 +13,7 @@ from typing import Any
 
 from ledbelly.errors import MessageError
 from ledbelly.parsers import caliper_routes
-from ledbelly.parsers.flatten import flatten_caliper
+from ledbelly.parsers.flatten import Collision, flatten_caliper
 
 
 def validate(payload: dict[str, Any]) -> None:
@@ -51,7 +51,9 @@ def event_time(payload: dict[str, Any]) -> str | None:
     return t if isinstance(t, str) else None
 
 
-def flatten(payload: dict[str, Any], keep: frozenset[str]) -> dict[str, Any]:
+def flatten(
+    payload: dict[str, Any], keep: frozenset[str], collisions: list[Collision] | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    flatten_caliper(payload["data"][0], "", out, keep)
+    flatten_caliper(payload["data"][0], "", out, keep, collisions)
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledbelly.errors import MessageError
-from ledbelly.parsers.flatten import flatten_canvas
+from ledbelly.parsers.flatten import Collision, flatten_canvas
 
 
 def validate(payload: dict[str, Any]) -> None:
@@ -31,10 +31,12 @@ def event_time(payload: dict[str, Any]) -> str | None:
     return t if isinstance(t, str) else None
 
 
-def flatten(payload: dict[str, Any], keep: frozenset[str]) -> dict[str, Any]:
+def flatten(
+    payload: dict[str, Any], keep: frozenset[str], collisions: list[Collision] | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    flatten_canvas(payload["metadata"], "metadata.", out, keep)
+    flatten_canvas(payload["metadata"], "metadata.", out, keep, collisions)
     body = payload.get("body")
     if body:
-        flatten_canvas(body, "body.", out, keep)
+        flatten_canvas(body, "body.", out, keep, collisions)
     return out
