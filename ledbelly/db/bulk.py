@@ -55,18 +55,39 @@ def copy_line_slow(values: tuple[Any, ...]) -> str:
     return "\t".join([copy_field(v) for v in values]) + "\n"
 
 
+class _IsoTimes(dict[datetime, str]):
+    """``isoformat()`` of the naive datetimes COPY writes, remembered.
+
+    An event's time and local time go into its own table and into live_stream, and the
+    events of one millisecond share ``processed_at``, so most times are written more
+    than once; a look-up costs a tenth of ``isoformat()``. Only naive ``datetime``s are
+    kept (the renderer asks only for exact ``datetime``s): aware ones equal across zones
+    would share a text that is not theirs.
+    """
+
+    def __missing__(self, value: datetime) -> str:
+        text = value.isoformat()
+        if value.tzinfo is None:
+            if len(self) >= 50_000:
+                self.clear()
+            self[value] = text
+        return text
+
+
 Renderer = Callable[[dict[str, Any]], str]
 _RENDERERS: dict[tuple[tuple[str, ...], frozenset[str]], Renderer] = {}
+_ISO = _IsoTimes()
 
 
 def _renderer(columns: tuple[str, ...], times: frozenset[str]) -> Renderer:
     """A row's COPY line as one f-string, generated once per column list.
 
     ``str()`` of an int, a float or a bool is valid COPY input for its column type, and
-    times are written with ``isoformat()``. Instead of searching every string for what
-    COPY must escape, the finished line is checked once: one tab per separator, one
-    backslash per NULL (``\\N``), one newline and no carriage return means nothing
-    needed escaping. Any other line is rebuilt value by value (``copy_line_slow``).
+    times are written with ``isoformat()`` (remembered, ``_IsoTimes``). Instead of
+    searching every string for what COPY must escape, the finished line is checked once:
+    one tab per separator, one backslash per NULL (``\\N``), one newline and no carriage
+    return means nothing needed escaping. Any other line is rebuilt value by value
+    (``copy_line_slow``).
     """
     key = (columns, times)
     render = _RENDERERS.get(key)
@@ -75,7 +96,7 @@ def _renderer(columns: tuple[str, ...], times: frozenset[str]) -> Renderer:
             _RENDERERS.clear()
         names = [f"v{i}" for i in range(len(columns))]
         fields = "\\t".join(
-            f"{{N if {n} is None else {n}.isoformat()}}"
+            f"{{N if {n} is None else ISO[{n}] if {n}.__class__ is DT else {n}.isoformat()}}"
             if c in times
             else f"{{N if {n} is None else {n}}}"
             for n, c in zip(names, columns, strict=True)
@@ -100,6 +121,8 @@ def _renderer(columns: tuple[str, ...], times: frozenset[str]) -> Renderer:
             "CR": "\r",
             "LF": "\n",
             "slow": copy_line_slow,
+            "ISO": _ISO,
+            "DT": datetime,
         }
         exec(src, env)  # built from positional names only, never from data
         render = _RENDERERS[key] = env["render"]
