@@ -147,6 +147,25 @@ def _echo_names(script: DdlScript) -> None:
 @db_option
 @click.option("--apply", "do_apply", is_flag=True, help="Run the statements.")
 @click.option(
+    "--from-schemas",
+    "old_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Without a connection: compare with the tables this older schemas directory "
+    "made (create-tables) and print the statements for --dialect.",
+)
+@click.option(
+    "--dialect",
+    type=click.Choice([*DIALECTS, "mariadb"]),
+    help="The dialect to print for, with --from-schemas.",
+)
+@click.option(
+    "--oracle-compat",
+    default="19",
+    show_default=True,
+    metavar="VERSION",
+    help="With --from-schemas --dialect oracle: as for create-tables.",
+)
+@click.option(
     "--overlay",
     type=click.Path(file_okay=False, path_type=Path),
     help="Also bring in the tables of this overlay directory (e.g. schemas.local).",
@@ -157,6 +176,9 @@ def _echo_names(script: DdlScript) -> None:
 def alter_tables(
     db_url: str | None,
     do_apply: bool,
+    old_dir: Path | None,
+    dialect: str | None,
+    oracle_compat: str,
     overlay: Path | None,
     db_schema: str | None,
     schema_dir: Path | None,
@@ -165,10 +187,19 @@ def alter_tables(
 
     Never drops or narrows; columns only in the database are listed as comments.
     Example: ledbelly alter-tables --db postgresql://... --apply
+    Without a connection: ledbelly alter-tables --dialect mssql --from-schemas OLD_DIR
     """
     from ledbelly.db.evolve import apply_alter, plan_alter
 
     catalog = _catalog(schema_dir, overlay)
+    if old_dir is not None or dialect is not None:
+        if old_dir is None or dialect is None or do_apply:
+            raise ConfigError(
+                "print statements without a connection with both --from-schemas and "
+                "--dialect (and no --apply), or give --db"
+            )
+        _print_between(_catalog(old_dir), catalog, DdlOptions(dialect, db_schema, oracle_compat))
+        return
     engine = _engine(db_url)
     try:
         plan = plan_alter(engine, list(catalog), DdlOptions.for_engine(engine, db_schema))
@@ -180,6 +211,18 @@ def alter_tables(
             click.echo("the database matches the schemas", err=True)
     finally:
         engine.dispose()
+
+
+def _print_between(old: Any, new: Any, opts: DdlOptions) -> None:
+    from ledbelly.db.evolve import plan_between
+
+    plan = plan_between(list(old), list(new), opts)
+    click.echo(plan.render(), nl=False)
+    click.echo(
+        "the system tables are not compared without a connection"
+        + ("" if plan.changes else "; the schemas match"),
+        err=True,
+    )
 
 
 @click.group("schema")

@@ -22,7 +22,15 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateColumn
 
 from ledbelly.config import EVOLUTION_MODES
-from ledbelly.db.ddl import DdlOptions, build_tables, create_statements, run_statements, terminate
+from ledbelly.db.ddl import (
+    DdlOptions,
+    build_tables,
+    create_statements,
+    dialect_for,
+    oracle_name,
+    run_statements,
+    terminate,
+)
 from ledbelly.db.sink import Sink
 from ledbelly.db.tables import LEDGER
 from ledbelly.db.tables import UNKNOWN as UNKNOWN_TABLE
@@ -44,6 +52,7 @@ __all__ = [
     "apply_alter",
     "apply_patch",
     "plan_alter",
+    "plan_between",
     "replay_unknown",
     "suggest",
 ]
@@ -95,21 +104,54 @@ def plan_alter(
     """The statements that bring the database up to ``tables`` (and the system tables)."""
     opts = opts or DdlOptions.for_engine(engine)
     sa_tables, _ = build_tables(tables, opts, include_system)
-    dialect = engine.dialect
-    changes: list[TableChange] = []
     with engine.connect() as conn:
         insp = inspect(conn)
         existing = {n.lower() for n in insp.get_table_names(schema=opts.schema)}
-        for t in sa_tables:
+
+        def live(t: Table) -> list[Any] | None:
             if t.name.lower() not in existing:
-                change = TableChange(
-                    t.name, create_statements(t, dialect, opts), [f"{t.name}: new table"]
-                )
-            else:
-                live = insp.get_columns(t.name, schema=opts.schema)
-                change = _compare(t, live, dialect)
-            if change.statements or change.remarks:
-                changes.append(change)
+                return None
+            return list(insp.get_columns(t.name, schema=opts.schema))
+
+        return _plan(sa_tables, live, engine.dialect, opts)
+
+
+def plan_between(old: Sequence[TableDef], new: Sequence[TableDef], opts: DdlOptions) -> AlterPlan:
+    """Without a connection: what brings a database created from ``old`` up to ``new``.
+
+    The database is taken to be what ``create-tables`` makes of ``old`` for
+    ``opts.dialect``; the statements are compiled by SQLAlchemy's dialect, as
+    ``plan_alter`` compiles them for a live database. The system tables are left out
+    (their columns in an older database are not in ``old``).
+    """
+    dialect = dialect_for(opts.dialect, opts.name_limit, opts.oracle_compat)
+    before, _ = build_tables(old, opts, include_system=False)
+    have = {
+        t.name.lower(): [{"name": c.name, "type": _impl(c, dialect)} for c in t.columns]
+        for t in before
+    }
+    after, _ = build_tables(new, opts, include_system=False)
+    return _plan(after, lambda t: have.get(t.name.lower()), dialect, opts)
+
+
+def _plan(
+    tables: Sequence[Table],
+    live: Callable[[Table], list[Any] | None],
+    dialect: Dialect,
+    opts: DdlOptions,
+) -> AlterPlan:
+    """Each table created when ``live`` has no columns for it, else compared with them."""
+    changes: list[TableChange] = []
+    for t in tables:
+        columns = live(t)
+        if columns is None:
+            change = TableChange(
+                t.name, create_statements(t, dialect, opts), [f"{t.name}: new table"]
+            )
+        else:
+            change = _compare(t, columns, dialect)
+        if change.statements or change.remarks:
+            changes.append(change)
     return AlterPlan(dialect.name, changes)
 
 
@@ -122,6 +164,7 @@ def _compare(table: Table, live: list[Any], dialect: Dialect) -> TableChange:
     change = TableChange(table.name)
     have = {str(c["name"]).lower(): c for c in live}
     clauses: list[tuple[str, str]] = []
+    copies: list[str] = []
     for col in table.columns:
         found = have.pop(col.name.lower(), None)
         if found is None:
@@ -137,20 +180,22 @@ def _compare(table: Table, live: list[Any], dialect: Dialect) -> TableChange:
         if verdict == "widen":
             clause = _widen_clause(col, dialect)
             if clause is None:
+                copies += _oracle_copy(table, col, dialect)
                 change.remarks.append(
-                    f"{table.name}.{col.name}: {dialect.name} cannot widen "
-                    f"{found['type']} to {_type_sql(col, dialect)} in place"
+                    f"{table.name}.{col.name}: widen {_type_name(found['type'], dialect)} to "
+                    f"{_type_sql(col, dialect)} by a copy (the column moves to the end)"
                 )
             else:
                 clauses.append(("modify", clause))
                 change.remarks.append(
-                    f"{table.name}.{col.name}: widen {found['type']} to {_type_sql(col, dialect)}"
+                    f"{table.name}.{col.name}: widen {_type_name(found['type'], dialect)} "
+                    f"to {_type_sql(col, dialect)}"
                 )
         elif verdict:
             change.remarks.append(f"{table.name}.{col.name}: {verdict} (left alone)")
     for name in have:
         change.remarks.append(f"{table.name}.{name}: only in the database (left alone)")
-    change.statements = _alter_statements(table, clauses, dialect)
+    change.statements = _alter_statements(table, clauses, dialect) + copies
     return change
 
 
@@ -170,8 +215,15 @@ def _type_verdict(
     want: sqltypes.TypeEngine[Any], have: sqltypes.TypeEngine[Any], dialect: Dialect
 ) -> str:
     """ "widen", "" (fine as it is) or why the types differ in a way ledbelly leaves alone."""
-    if dialect.name == "sqlite" or isinstance(want, sqltypes.Boolean | sqltypes.DateTime):
+    if dialect.name == "sqlite" or isinstance(want, sqltypes.Boolean):
         return ""  # SQLite enforces neither lengths nor integer sizes
+    if isinstance(want, sqltypes.DateTime):
+        fine = not isinstance(have, sqltypes.DateTime)
+        return (
+            ""
+            if fine or _second_digits(have, dialect) >= _second_digits(want, dialect)
+            else "widen"
+        )
     if isinstance(want, sqltypes.String):
         if not isinstance(have, sqltypes.String):
             return f"the database has {have}, the schema a string"
@@ -186,12 +238,48 @@ def _type_verdict(
         small = isinstance(have, sqltypes.SmallInteger) or not isinstance(have, sqltypes.BigInteger)
         return "widen" if isinstance(want, sqltypes.BigInteger) and small else ""
     if isinstance(want, sqltypes.Float):
+        if isinstance(have, sqltypes.Float):
+            return "widen" if _float_bits(have, dialect) < _float_bits(want, dialect) else ""
         return "widen" if isinstance(have, sqltypes.Integer) else ""
     return ""
 
 
+def _float_bits(t: sqltypes.TypeEngine[Any], dialect: Dialect) -> int:
+    """The mantissa bits of a floating type: 24 single precision, 53 double."""
+    if isinstance(t, sqltypes.Double):
+        return 53
+    precision = getattr(t, "precision", None)
+    if precision is not None:
+        return int(precision)
+    mysql = dialect.name in ("mysql", "mariadb")
+    if type(t).__name__ in ("REAL", "BINARY_FLOAT"):
+        return 53 if mysql else 24  # MySQL's REAL is a DOUBLE
+    return 24 if mysql else 53  # MySQL's bare FLOAT is single precision, FLOAT elsewhere double
+
+
+def _second_digits(t: sqltypes.TypeEngine[Any], dialect: Dialect) -> int:
+    """How many digits of a second a time type keeps (LEDbelly's DATETIME kept none)."""
+    name = type(t).__name__
+    if dialect.name in ("mysql", "mariadb"):
+        return int(getattr(t, "fsp", None) or 0)
+    if dialect.name == "oracle":
+        return 0 if name == "DATE" else 6
+    if dialect.name == "mssql" and name in ("DATETIME", "SMALLDATETIME"):
+        return 2 if name == "DATETIME" else 0  # DATETIME: steps of 1/300 s
+    precision = getattr(t, "precision", None)
+    return 6 if precision is None else int(precision)
+
+
 def _spec(col: Column[Any], dialect: Dialect) -> str:
     return str(CreateColumn(col).compile(dialect=dialect)).strip()
+
+
+def _type_name(t: sqltypes.TypeEngine[Any], dialect: Dialect) -> str:
+    """A type as ``dialect`` writes it (a reflected type may have no name there)."""
+    try:
+        return str(dialect.type_compiler_instance.process(t))
+    except sa_exc.SQLAlchemyError:
+        return str(t)
 
 
 def _type_sql(col: Column[Any], dialect: Dialect) -> str:
@@ -209,6 +297,20 @@ def _widen_clause(col: Column[Any], dialect: Dialect) -> str | None:
     if dialect.name == "mssql":
         return f"ALTER COLUMN {_spec(col, dialect)}"
     return f"MODIFY COLUMN {_spec(col, dialect)}"
+
+
+def _oracle_copy(table: Table, col: Column[Any], dialect: Dialect) -> list[str]:
+    """VARCHAR2 to CLOB: Oracle changes neither in place, so a new column takes a copy."""
+    quote = dialect.identifier_preparer.quote
+    target = f"ALTER TABLE {dialect.identifier_preparer.format_table(table)}"
+    name = quote(col.name)
+    tmp = quote(oracle_name(f"{col.name}_widened", dialect.max_identifier_length))
+    return [
+        f"{target} ADD ({tmp} {_type_sql(col, dialect)})",
+        f"UPDATE {dialect.identifier_preparer.format_table(table)} SET {tmp} = {name}",
+        f"{target} DROP COLUMN {name}",
+        f"{target} RENAME COLUMN {tmp} TO {name}",
+    ]
 
 
 def _alter_statements(table: Table, clauses: list[tuple[str, str]], dialect: Dialect) -> list[str]:
