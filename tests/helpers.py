@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
 
+from click.testing import CliRunner, Result
 from sqlalchemy import text
 
-from conftest import engine_for
+from conftest import SCHEMAS, engine_for
+from ledbelly.cli import main
 from ledbelly.ingest.consume import ingest
 from ledbelly.message import Message
 from ledbelly.ops.stats import Stats
@@ -51,3 +56,36 @@ def wait_for(
 def ingest_all(pipeline: Pipeline, messages: Iterable[Message]) -> Stats:
     """``ingest`` of a list of messages, as ``ledbelly ingest`` reads a file."""
     return ingest(pipeline, IterSource(messages))
+
+
+# The log files that must stay empty when an event lands whole.
+QUIET_LOGS = ("ddl-undefined.log", "sql-truncations.log", "data-coercions.log")
+
+
+def ingest_file(
+    url: str, log_dir: Path, path: Path, schema_dir: Path = SCHEMAS, create_missing: bool = True
+) -> Result:
+    """``ledbelly ingest`` of one file through the real CLI."""
+    args = ["ingest", "--db", url, "--log-dir", str(log_dir), "--schemas", str(schema_dir)]
+    args.append("--create-missing" if create_missing else "--no-create-missing")
+    return CliRunner().invoke(main, [*args, str(path)], catch_exceptions=False)
+
+
+def assert_quiet_logs(log_dir: Path) -> None:
+    """Nothing was logged as undefined, truncated or coerced."""
+    for name in QUIET_LOGS:
+        log = log_dir / name
+        assert not log.exists() or not log.read_text().strip(), f"{name}:\n{log.read_text()}"
+
+
+def fixture_line(doc: dict[str, Any], message_id: str) -> str:
+    """A ``tests/fixtures/*_today`` document as one SQS message line for ``ledbelly ingest``."""
+    return json.dumps(
+        {
+            "MessageId": message_id,
+            "Body": json.dumps(doc["payload"]),
+            "MessageAttributes": {
+                "event_name": {"StringValue": doc["event_name"], "DataType": "String"}
+            },
+        }
+    )

@@ -4,61 +4,66 @@ The fixtures in ``tests/fixtures/canvas_today`` are shaped as ``lib/canvas/live_
 canvas-lms builds them today (each names the file and commit it follows), with values at Canvas's
 own limits. Each is ingested with the real CLI; every body value must come back from its column,
 and nothing may be logged as undefined, truncated or coerced.
+
+A fixture named ``<event>--<variant>.json`` is that event as Canvas sends it in a case the plain
+one does not show (its ``variant`` says which): ``""`` for a custom grade status id it clears
+(stored as NULL, with no coercion logged), or keys dropped because they were nil
+(``payload.compact!``; its ``dropped`` lists them), which must store as an explicit null would.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
-from sqlalchemy import MetaData, Table, create_engine, func, select
+from sqlalchemy import MetaData, Table, func, select
 
-from ledbelly.cli import main
-from ledbelly.db.engine import normalize_url
+from conftest import SCHEMAS, engine_for
+from helpers import assert_quiet_logs, ingest_file
 from ledbelly.parsers import canvas_raw
 from ledbelly.schema.model import Catalog, ColumnDef, TableDef, resolved_source, table_name_for
 
-ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "canvas_today"
-QUIET_LOGS = ("ddl-undefined.log", "sql-truncations.log", "data-coercions.log")
+CATALOG = Catalog.load(SCHEMAS)
 
 
-def _fixtures() -> list[Path]:
-    return sorted(FIXTURES.glob("*.json"))
+def _fixtures(pattern: str = "*.json") -> list[Path]:
+    return sorted(FIXTURES.glob(pattern))
 
 
-def canvas_schemas(tmp_path: Path) -> Path:
-    """A copy of this checkout's Canvas raw and custom schemas (not the Caliper ones, which
-    other work may be changing): this test is about Canvas raw events."""
-    schema_dir = tmp_path / "schemas"
-    schema_dir.mkdir()
-    for part in ("canvas", "custom"):
-        shutil.copytree(ROOT / "schemas" / part, schema_dir / part)
-    return schema_dir
+def _load(path: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return doc
 
 
-def ingest_file(url: str, log_dir: Path, path: Path, schema_dir: Path) -> Result:
-    """Run ``ledbelly ingest --create-missing`` on one file."""
-    return CliRunner().invoke(
-        main,
-        [
-            "ingest",
-            "--db",
-            url,
-            "--log-dir",
-            str(log_dir),
-            "--schemas",
-            str(schema_dir),
-            "--create-missing",
-            str(path),
-        ],
-        catch_exceptions=False,
-    )
+def _table(doc: dict[str, Any]) -> TableDef:
+    return CATALOG.tables[table_name_for("canvas", doc["event_name"])]
+
+
+def _ingest_rows(
+    url: str, tmp_path: Path, table_def: TableDef, payloads: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Ingest ``payloads`` (one file) with the CLI, check the logs, return the table's rows."""
+    event_file = tmp_path / "events.json"
+    event_file.write_text(json.dumps(payloads), encoding="utf-8")
+    log_dir = tmp_path / "log"
+    result = ingest_file(url, log_dir, event_file)
+    assert result.exit_code == 0, result.output
+    assert_quiet_logs(log_dir)
+    engine = engine_for(url)
+    try:
+        with engine.connect() as conn:
+            table = Table(table_def.name, MetaData(), autoload_with=conn)
+            rows = conn.execute(select(table).order_by(table.c[0])).mappings().all()
+            unknown = Table("ledbelly_unknown_events", MetaData(), autoload_with=conn)
+            assert conn.execute(select(func.count()).select_from(unknown)).scalar_one() == 0
+    finally:
+        engine.dispose()
+    assert len(rows) == len(payloads), f"{len(rows)} rows in {table_def.name}"
+    return [dict(r) for r in rows]
 
 
 def _column_for(table: TableDef, key: str) -> ColumnDef | None:
@@ -75,7 +80,7 @@ def _normal(col: ColumnDef, value: Any) -> Any:
     if col.json:
         return json.loads(value) if isinstance(value, str) else value
     if col.type in ("bigint", "int"):
-        return int(value)
+        return None if value == "" else int(value)  # Canvas sends "" for an id it clears
     if col.type == "float":
         return round(float(value), 6)
     if col.type == "boolean":
@@ -109,37 +114,15 @@ def _lists_equal(stored: str, sent: str) -> bool:
 
 @pytest.mark.parametrize("fixture", _fixtures(), ids=lambda p: p.stem)
 def test_today_event_lands_whole(fixture: Path, db_url: str, tmp_path: Path) -> None:
-    doc = json.loads(fixture.read_text(encoding="utf-8"))
+    doc = _load(fixture)
     payload: dict[str, Any] = doc["payload"]
     assert payload["metadata"]["event_name"] == doc["event_name"]
-    schema_dir = canvas_schemas(tmp_path)
-    catalog = Catalog.load(schema_dir)
-    table_def = catalog.tables[table_name_for("canvas", doc["event_name"])]
-
-    event_file = tmp_path / f"{fixture.stem}.json"
-    event_file.write_text(json.dumps(payload), encoding="utf-8")
-    log_dir = tmp_path / "log"
-    result = ingest_file(db_url, log_dir, event_file, schema_dir)
-    assert result.exit_code == 0, result.output
-
-    for name in QUIET_LOGS:
-        log = log_dir / name
-        assert not log.exists() or not log.read_text().strip(), f"{name}:\n{log.read_text()}"
+    assert fixture.stem.split("--")[0] == doc["event_name"]
+    table_def = _table(doc)
+    row = _ingest_rows(db_url, tmp_path, table_def, [payload])[0]
 
     keep = frozenset(resolved_source(table_def, c) for c in table_def.data_columns if c.json)
     flat = canvas_raw.flatten(payload, keep)
-    engine = create_engine(normalize_url(db_url))
-    try:
-        with engine.connect() as conn:
-            table = Table(table_def.name, MetaData(), autoload_with=conn)
-            rows = conn.execute(select(table)).mappings().all()
-            assert len(rows) == 1, f"{len(rows)} rows in {table_def.name}"
-            row = rows[0]
-            unknown = Table("ledbelly_unknown_events", MetaData(), autoload_with=conn)
-            assert conn.execute(select(func.count()).select_from(unknown)).scalar_one() == 0
-    finally:
-        engine.dispose()
-
     for key, sent in flat.items():
         if sent is None:
             continue
@@ -148,3 +131,50 @@ def test_today_event_lands_whole(fixture: Path, db_url: str, tmp_path: Path) -> 
         assert _same(col, row[col.name], sent), (
             f"{table_def.name}.{col.name}: sent {sent!r}, stored {row[col.name]!r}"
         )
+
+
+@pytest.mark.parametrize("fixture", _fixtures("*custom*status--*.json"), ids=lambda p: p.stem)
+def test_cleared_status_id_is_null_and_its_name_empty(
+    fixture: Path, db_url: str, tmp_path: Path
+) -> None:
+    """Canvas sends "" for a custom grade status it clears: the bigint id column is NULL
+    (no coercion logged), the name column keeps ""."""
+    doc = _load(fixture)
+    body: dict[str, Any] = doc["payload"]["body"]
+    cleared = [k for k, v in body.items() if v == ""]
+    assert any(k.endswith("_id") for k in cleared) and any(
+        not k.endswith("_id") for k in cleared
+    ), f"{fixture.name} clears no status"
+    table_def = _table(doc)
+    row = _ingest_rows(db_url, tmp_path, table_def, [doc["payload"]])[0]
+    for key in cleared:
+        col = table_def.column(key)
+        assert col is not None, key
+        expected = None if col.type == "bigint" else ""
+        assert row[key] == expected, (key, row[key])
+
+
+@pytest.mark.parametrize("fixture", _fixtures("*--nil_dropped.json"), ids=lambda p: p.stem)
+def test_dropped_nil_keys_store_as_explicit_nulls(
+    fixture: Path, db_url: str, tmp_path: Path
+) -> None:
+    """Canvas drops nil keys (``payload.compact!``); a key that is absent stores exactly as
+    the same key sent as null does."""
+    doc = _load(fixture)
+    dropped: list[str] = doc["dropped"]
+    table_def = _table(doc)
+    absent: dict[str, Any] = doc["payload"]
+    explicit = json.loads(json.dumps(absent))
+    for key in dropped:
+        part, name = key.split(".", 1)
+        assert name not in absent[part], f"{fixture.name} still sends {key}"
+        explicit[part][name] = None
+        col = _column_for(table_def, key)
+        assert col is not None, f"{table_def.name}: no column takes {key}"
+    rows = _ingest_rows(db_url, tmp_path, table_def, [absent, explicit])
+    filled_by_ledbelly = {c.name for c in table_def.columns if c.is_system}
+    first, second = ({k: v for k, v in r.items() if k not in filled_by_ledbelly} for r in rows)
+    assert first == second
+    for key in dropped:
+        col = _column_for(table_def, key)
+        assert col is not None and first[col.name] is None, key
