@@ -195,6 +195,13 @@ def test_summary_of_a_real_ingest_names_each_fix(tmp_path: Path) -> None:
         "  live_stream.asset_id: 1 NULL (not an integer: 'not-a-number'), e.g. "
         '"not-a-number"; fix: if the column\'s type is wrong, change it in schemas/ and run '
         "ledbelly alter-tables --apply",
+        "key collisions: 2 keys where two payload paths flatten to one column",
+        "  ims_enrollment_created.object_type: kept object.type, dropped "
+        "object.extensions.com.instructure.canvas.type; fix: give one path its own column in "
+        "schemas/ (source:)",
+        "  ims_enrollment_updated.object_type: kept object.type, dropped "
+        "object.extensions.com.instructure.canvas.type; fix: give one path its own column in "
+        "schemas/ (source:)",
         "unknown event types: 2 events of 1 type stored in ledbelly_unknown_events",
         f"  totally_new_event: 2; {suggest} (proposes a table for it; then schema apply, "
         "ledbelly alter-tables --apply)",
@@ -315,3 +322,19 @@ def test_stats_exact_counts_on_sqlite(sqlite_url: str, tmp_path: Path) -> None:
     assert not any(t["estimated"] for t in tables.values())
     assert real_counts(sqlite_url, sorted(tables)) == {n: t["rows"] for n, t in tables.items()}
     assert report["count_method"] == "COUNT(*) per table (exact)"
+
+
+def test_summary_reads_key_collisions(tmp_path: Path) -> None:
+    logs = EventLogs(tmp_path / "log")
+    try:
+        for _ in range(2):
+            logs.collision("live_asset_accessed", "body.a_b", "body.a_b", ("body.a-b",))
+    finally:
+        logs.close()
+    out = run_cli("logs", "summary", "--log-dir", str(tmp_path / "log")).stdout.splitlines()
+    assert "key collisions: 1 key where two payload paths flatten to one column" in out
+    assert (
+        "  live_asset_accessed.body.a_b: kept body.a_b, dropped body.a-b; "
+        "fix: give one path its own column in schemas/ (source:)"
+    ) in out
+    assert not any("unreadable" in line for line in out)

@@ -38,6 +38,10 @@ _COERCION = re.compile(
     rf"^(?P<at>{_STAMP}) (?P<table>[^.\s]+)\.(?P<column>\S+) stored NULL: (?P<reason>.*?); "
     r"value (?P<value>.*)$"
 )
+_COLLISION = re.compile(
+    rf"^(?P<at>{_STAMP}) (?P<table>[^.\s]+)\.(?P<key>\S+) collision: kept (?P<kept>.*?), "
+    r"dropped (?P<dropped>.*)$"
+)
 _ERROR_HEAD = re.compile(rf"^---(?P<event>.*)--- (?P<at>{_STAMP})$")
 _MISSING_IN_DB = re.compile(
     r"^(?P<field>\S+) \(column (?P<column>\S+) is in the schema but "
@@ -111,6 +115,7 @@ class LogSummary:
     truncations: list[Truncation] = field(default_factory=list)
     undefined: list[UndefinedField] = field(default_factory=list)
     coercions: list[Coercion] = field(default_factory=list)
+    collisions: list[str] = field(default_factory=list)  # "table.key: kept X, dropped Y"
     dead_letters: list[DeadLetterGroup] = field(default_factory=list)
     recovery_messages: int = 0
     schema_changes: int = 0
@@ -224,7 +229,13 @@ def _coercions(paths: list[Path], summary: LogSummary) -> list[Coercion]:
     for line in _lines(paths):
         m = _COERCION.match(line)
         if m is None:
-            summary.unreadable_lines += bool(line.strip())
+            hit = _COLLISION.match(line)
+            if hit is not None:
+                text = f"{hit['table']}.{hit['key']}: kept {hit['kept']}, dropped {hit['dropped']}"
+                if text not in summary.collisions:
+                    summary.collisions.append(text)
+            else:
+                summary.unreadable_lines += bool(line.strip())
             continue
         key = (m["table"], m["column"])
         count, reasons, _sample = seen.get(key, (0, Counter(), ""))
@@ -238,7 +249,8 @@ def _coercions(paths: list[Path], summary: LogSummary) -> list[Coercion]:
 
 def error_kind(error: str) -> str:
     """An error's first line without the statement and the ids that differ per message."""
-    first = error.strip().splitlines()[0] if error.strip() else "(no error text)"
+    # sql-errors.log writes each part as one escaped line: a newline in it reads "\\n".
+    first = error.strip().splitlines()[0].split("\\n")[0] if error.strip() else "(no error text)"
     first = _SQL_TAIL.sub("", first)
     first = _JSON_POSITION.sub("line N column N (char N)", _LONG_NUMBER.sub("N", first))
     return first if len(first) <= 160 else first[:157] + "..."
@@ -327,6 +339,16 @@ def render_summary(summary: LogSummary, log_dir: str | None = None) -> str:
             f"e.g. {_quote(c.sample, 40)}; fix: if the column's type is wrong, change "
             f"it in schemas/ and run {ALTER}"
         )
+
+    if summary.collisions:
+        out.append(
+            f"key collisions: {_n(len(summary.collisions), 'key')} where two payload "
+            "paths flatten to one column"
+        )
+        out += [
+            f"  {c}; fix: give one path its own column in schemas/ (source:)"
+            for c in summary.collisions
+        ]
 
     if summary.unknown is None:
         out.append("unknown event types: not in the logs; add --db URL to count the stored ones")
