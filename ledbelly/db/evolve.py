@@ -31,10 +31,11 @@ from ledbelly.db.ddl import (
     run_statements,
     terminate,
 )
+from ledbelly.db.errors import classify_db_error
 from ledbelly.db.sink import Sink
 from ledbelly.db.tables import LEDGER
 from ledbelly.db.tables import UNKNOWN as UNKNOWN_TABLE
-from ledbelly.errors import ConfigError
+from ledbelly.errors import ConfigError, TransientError
 from ledbelly.message import Message
 from ledbelly.ops.logs import EventLogs
 from ledbelly.outcome import Kind
@@ -444,19 +445,22 @@ class Evolver:
             plan = plan_alter(self.engine, [new], self.opts, include_system=False)
             statements = plan.statements
             apply_alter(self.engine, plan)
-        except sa_exc.SQLAlchemyError as exc:
-            self._refused.update(keys)
-            self.logs.schema_change(f"FAILED {what}: {str(exc).splitlines()[0][:300]}")
+            description = (
+                None
+                if new.path
+                else f"{new.format} event {new.event}: added by ledbelly schema evolution; "
+                "review, then merge with 'ledbelly schema suggest/apply'"
+            )
+            path = write_table_file(new, self.overlay_dir, description)
+        except Exception as exc:  # the row lands as with evolution off; the field is logged
+            transient = isinstance(classify_db_error(exc), TransientError)
+            if not transient:
+                self._refused.update(keys)  # a passing outage is tried again next time
+            note = "will retry" if transient else "not tried again"
+            self.logs.schema_change(f"FAILED ({note}) {what}: {str(exc).splitlines()[0][:300]}")
             return None
-        description = (
-            None
-            if new.path
-            else f"{new.format} event {new.event}: added by "
-            "ledbelly schema evolution; review, then merge with 'ledbelly schema suggest/apply'"
-        )
-        path = write_table_file(new, self.overlay_dir, description)
         new = replace(new, path=path)
-        self.catalog.tables[new.name] = new
+        self.catalog.put(new)
         self.logs.schema_change(f"{what}; {len(statements)} statements; wrote {path}")
         if self.on_change:
             self.on_change(new)
