@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
-from conftest import SCHEMAS, canvas_event, engine_for
+from conftest import SCHEMAS, canvas_event, engine_for, fresh_database_url
+from helpers import scalar
 from ledbelly.cli import main
-from ledbelly.cli.options import EXIT_CONFIG, EXIT_DATABASE
+from ledbelly.cli.options import EXIT_CONFIG, EXIT_DATABASE, EXIT_SOURCE
 
 
 def _invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Any:
@@ -188,3 +192,57 @@ def test_ingest_says_why_it_uses_one_process(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "note: --workers 2 ignored: SQLite takes one writer at a time" in result.stderr
     assert "rows canvas 3" in result.stdout
+
+
+def _unreachable_sqs(tmp_path: Path) -> Path:
+    cfg = tmp_path / "sqs.yml"
+    cfg.write_text(
+        "queues: [canvas-live-events]\nendpoint_url: http://127.0.0.1:1\n"
+        "aws: {region: us-east-1, access_key_id: AKIAX, secret_access_key: s3cret}\n"
+    )
+    return cfg
+
+
+def test_an_unreachable_queue_is_reported_as_the_queue(tmp_path: Path) -> None:
+    cfg = _unreachable_sqs(tmp_path)
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    result = CliRunner().invoke(main, ["run", "-c", str(cfg), "--db", db, "--log-dir",
+                                       str(tmp_path / "log")])  # fmt: skip
+    assert result.exit_code == EXIT_SOURCE, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors and errors[0].startswith("error: message source unavailable:")
+    assert "endpoint_url" in result.stderr and "--db" not in result.stderr
+    assert "s3cret" not in result.output
+
+
+def test_a_failed_start_leaves_no_connection_open(tmp_path: Path) -> None:
+    """build_daemon opened the engine before SQS failed; it must close it again."""
+    from ledbelly.config import load_daemon_settings
+    from ledbelly.daemon.app import build_daemon
+    from ledbelly.db.engine import normalize_url
+    from ledbelly.errors import SourceUnavailable
+
+    url = fresh_database_url("postgresql", tmp_path)
+    database = url.rsplit("/", 1)[1]
+    count = f"SELECT COUNT(*) FROM pg_stat_activity WHERE datname = '{database}'"
+    before = scalar(url, count)
+    with pytest.raises(SourceUnavailable):
+        build_daemon(load_daemon_settings(_unreachable_sqs(tmp_path)), normalize_url(url),
+                     tmp_path / "log", create_missing=True)  # fmt: skip
+    assert scalar(url, count) == before
+
+
+def test_the_summary_line_comes_whole_and_before_the_note(tmp_path: Path) -> None:
+    """stdout and stderr into one pipe, as a terminal or a log collector joins them."""
+    path = _events_file(tmp_path)
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    out = subprocess.run(
+        [sys.executable, "-m", "ledbelly.cli.main", "ingest", "--db", db, "--log-dir",
+         str(tmp_path / "log"), "--schemas", str(SCHEMAS), str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    summary = out.index(
+        "messages 4: rows canvas 3, caliper 0; unknown 0; dead letters 1; "
+        "duplicates skipped 0; truncations 0; undefined fields 0"
+    )
+    assert out[summary + 1].startswith("dead letters are in ledbelly_dead_letters")

@@ -257,3 +257,38 @@ def test_two_writers_commit_everything_once(db_url: str, make_pipeline: Any) -> 
     assert daemon.stats.duplicates == 50
     assert scalar(db_url, "SELECT COUNT(*) FROM live_asset_accessed") == 200
     assert scalar(db_url, "SELECT COUNT(*) FROM ledbelly_messages") == 200
+
+
+class _CountsReleases(MemorySource):
+    def __init__(self, messages: list[Message]) -> None:
+        super().__init__(messages)
+        self.released: list[str] = []
+
+    def release(self, messages: Any, delay: int = 0) -> None:
+        self.released.extend(m.message_id for m in messages)
+        super().release(messages, delay)
+
+
+def test_a_failure_after_the_ack_releases_nothing(
+    sqlite_url: str, make_pipeline: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replaying unknown events into a new table runs after the ack: its failure must not
+    hand back messages SQS has already deleted."""
+    pipeline = make_pipeline(sqlite_url)
+    pipeline.processor.created_tables.append(pipeline.catalog.tables["live_asset_accessed"])
+
+    def broken_replay() -> int:
+        raise RuntimeError("replay failed")
+
+    monkeypatch.setattr(pipeline, "replay_created", broken_replay)
+    source = _CountsReleases(_messages(10))
+    daemon = Daemon(pipeline, [Binding(source, concurrency=1, wait_seconds=0.1)],
+                    WorkerOptions(batch_size=10, max_batch_wait=0.05))  # fmt: skip
+    try:
+        daemon.start()
+        assert daemon.wait_until_consumed(10, 30)
+        assert daemon.healthy() == (True, "ok")
+    finally:
+        daemon.stop()
+        daemon.wait()
+    assert source.acked == 10 and source.released == []
