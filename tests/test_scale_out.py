@@ -123,7 +123,10 @@ def _config(tmp_path: Path, endpoint: str, url: str) -> Path:
         "wait_time_seconds": 1,
         "visibility_timeout": 5,
         "batch_size": 50,
-        "max_batch_wait": 0.2,
+        # Batches held up to a second: the forced redeliveries (0.15 s after a peek) find
+        # their messages held by a daemon, not already committed and deleted.
+        "max_batch_wait": 1.0,
+        "batch_linger": 0.5,
         "shutdown_timeout": 10,
         "metrics_port": 0,
     }
@@ -184,11 +187,12 @@ class _Traffic:
 
     def _redeliver(self) -> None:
         while not self._stop.is_set():
+            # A long poll, competing with the daemons' pollers for each new message; a
+            # zero-second peek lost every race to them on a quiet machine.
             got = self.client.receive_message(
-                QueueUrl=self.url, MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=0
+                QueueUrl=self.url, MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=1
             ).get("Messages", [])
             if not got:
-                self._stop.wait(0.2)
                 continue
             self._stop.wait(0.15)  # a daemon receives them meanwhile, and holds them
             done = self.client.change_message_visibility_batch(
@@ -307,5 +311,5 @@ def test_two_daemons_on_one_queue_store_every_message_once(
         assert not errors.exists() or not errors.read_text(), errors.read_text()[:3000]
     log = _log(tmp_path, "a")
     assert traffic.redelivered > 0, "no message was delivered twice: the test proved nothing"
-    assert _duplicates(log) > 0
+    # Which daemon met the redelivered copies is up to SQS; b's count died with it.
     print(f"forced redeliveries {traffic.redelivered}, duplicates skipped by a {_duplicates(log)}")
