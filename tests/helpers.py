@@ -89,3 +89,34 @@ def fixture_line(doc: dict[str, Any], message_id: str) -> str:
             },
         }
     )
+
+
+LEDGER_COUNT = "SELECT COUNT(*) FROM ledbelly_messages"
+
+
+def simulated(n: int, seed: int) -> list[Message]:
+    """``n`` realistic messages from the simulator, as an SQS source would hand them over."""
+    from ledbelly.simulate import generate_messages
+
+    return [
+        Message(
+            m["MessageId"],
+            m["Body"],
+            {k: v["StringValue"] for k, v in m["MessageAttributes"].items()},
+        )
+        for m in generate_messages(n, seed=seed, fmt="mixed")
+    ]
+
+
+class SlowSink:
+    """Wraps a sink so each write waits: messages stay held (in memory, invisible) that long."""
+
+    def __init__(self, sink: Any, delay: float) -> None:
+        self._sink, self._delay = sink, delay
+
+    def write(self, outcomes: Any, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(self._delay)
+        return self._sink.write(outcomes, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sink, name)

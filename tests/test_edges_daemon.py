@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from sqlalchemy import text
 
 from conftest import canvas_event, engine_for, sqs_message
-from helpers import count, ingest_all, scalar, wait_for
+from helpers import SlowSink, count, ingest_all, scalar, wait_for
 from ledbelly.cli.main import main
 from ledbelly.cli.options import EXIT_CONFIG
 from ledbelly.config import QueueSettings
@@ -42,20 +42,6 @@ def _messages(n: int, prefix: str = "m", pad: int = 0) -> list[Message]:
         m.body += " " * pad  # whitespace: the same event, a bigger message
         out.append(m)
     return out
-
-
-class _SlowSink:
-    """Wraps a sink so each write waits: messages stay held that long."""
-
-    def __init__(self, sink: Any, delay: float) -> None:
-        self._sink, self._delay = sink, delay
-
-    def write(self, outcomes: Any) -> Any:
-        time.sleep(self._delay)
-        return self._sink.write(outcomes)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sink, name)
 
 
 # ----- a message the database will not take, not even as a dead letter ----------------------
@@ -219,7 +205,7 @@ def test_failed_extensions_are_retried_logged_once_and_counted(
     sqlite_url: str, make_pipeline: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     pipeline = make_pipeline(sqlite_url)
-    pipeline.sink = _SlowSink(pipeline.sink, 8.0)
+    pipeline.sink = SlowSink(pipeline.sink, 8.0)
     source = _ExtendFails(_messages(3))
     daemon = Daemon(
         pipeline,
@@ -253,7 +239,7 @@ def test_pollers_wait_while_the_bodies_held_exceed_the_byte_bound(
     sqlite_url: str, make_pipeline: Any
 ) -> None:
     pipeline = make_pipeline(sqlite_url)
-    pipeline.sink = _SlowSink(pipeline.sink, 0.05)
+    pipeline.sink = SlowSink(pipeline.sink, 0.05)
     big = _messages(40, pad=200_000)  # 8 MB of bodies in all
     source = MemorySource(big)
     bound = 1_000_000

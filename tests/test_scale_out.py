@@ -27,23 +27,8 @@ import yaml
 from sqlalchemy import text
 
 from conftest import SCHEMAS, canvas_event, engine_for, queue_depth, send_all, sqs_message
-from helpers import count, scalar, wait_for
+from helpers import LEDGER_COUNT, count, scalar, simulated, wait_for
 from ledbelly.message import Message
-from ledbelly.simulate import generate_messages
-
-LEDGER_COUNT = "SELECT COUNT(*) FROM ledbelly_messages"
-
-
-def _simulated(n: int, seed: int) -> list[Message]:
-    return [
-        Message(
-            m["MessageId"],
-            m["Body"],
-            {k: v["StringValue"] for k, v in m["MessageAttributes"].items()},
-        )
-        for m in generate_messages(n, seed=seed, fmt="mixed")
-    ]
-
 
 # ----- one database, two writers, one message id: deterministic ------------------------------
 
@@ -271,7 +256,7 @@ def test_two_daemons_on_one_queue_store_every_message_once(
 ) -> None:
     client, url = sqs_queue
     db = server_db_url
-    unique = _simulated(500, seed=21)
+    unique = simulated(500, seed=21)
     # A producer that sends some events twice: SQS gives each send its own MessageId, so
     # both are messages of their own, each stored once.
     messages = unique + [

@@ -30,25 +30,11 @@ from conftest import (
     send_all,
     sqs_message,
 )
-from helpers import scalar, wait_for
+from helpers import LEDGER_COUNT, scalar, simulated, wait_for
 from ledbelly.config import QueueSettings
 from ledbelly.daemon.worker import Binding, Daemon, WorkerOptions
 from ledbelly.message import Message
-from ledbelly.simulate import generate_messages
 from ledbelly.sources.sqs import SqsSource
-
-LEDGER_COUNT = "SELECT COUNT(*) FROM ledbelly_messages"
-
-
-def _simulated(n: int, seed: int) -> list[Message]:
-    return [
-        Message(
-            m["MessageId"],
-            m["Body"],
-            {k: v["StringValue"] for k, v in m["MessageAttributes"].items()},
-        )
-        for m in generate_messages(n, seed=seed, fmt="mixed")
-    ]
 
 
 def _in_process(pipeline: Any, client: Any, url: str, **options: Any) -> Daemon:
@@ -108,7 +94,7 @@ def test_malformed_burst_mixed_into_good_traffic(
     db_url: str, make_pipeline: Any, sqs_queue: tuple[Any, str]
 ) -> None:
     client, url = sqs_queue
-    good = _simulated(120, seed=3)
+    good = simulated(120, seed=3)
     bad = [
         Message(f"bad-{i}", body, {"event_name": name})
         for i, (body, name) in enumerate(
@@ -238,7 +224,7 @@ def test_kill_9_mid_run_loses_and_duplicates_nothing(
 ) -> None:
     client, url = sqs_queue
     total = 1000
-    feeder(_simulated(total, seed=9))
+    feeder(simulated(total, seed=9))
     cfg = _config(tmp_path, sqs_endpoint, url)
     first = _start(tmp_path, cfg, db_url)
     try:
@@ -270,7 +256,7 @@ def test_sigterm_during_a_busy_run_exits_0_and_loses_nothing(
 ) -> None:
     client, url = sqs_queue
     total = 400
-    send_all(client, url, _simulated(total, seed=11))
+    send_all(client, url, simulated(total, seed=11))
     cfg = _config(tmp_path, sqs_endpoint, url, shutdown_timeout=8, batch_size=20)
     proc = _start(tmp_path, cfg, sqlite_url)
     wait_for(
@@ -320,7 +306,7 @@ def test_postgresql_outage_mid_run(
     db = fresh_database_url("postgresql", tmp_path)
     client, url = sqs_queue
     total = 600
-    feeder(_simulated(total, seed=13))
+    feeder(simulated(total, seed=13))
     cfg = _config(tmp_path, sqs_endpoint, url, visibility_timeout=10)
     proc = _start(tmp_path, cfg, db)
     try:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from conftest import canvas_event, sqs_message
-from helpers import scalar, wait_for
+from helpers import SlowSink, scalar, wait_for
 from ledbelly.daemon.worker import Binding, Daemon, WorkerOptions
 from ledbelly.message import Message
 from ledbelly.sources.memory import MemorySource
@@ -42,23 +42,9 @@ def test_daemon_commits_then_acks_everything(db_url: str, make_pipeline: Any) ->
     assert scalar(db_url, "SELECT COUNT(*) FROM ledbelly_messages") == 300
 
 
-class _SlowSink:
-    """Wraps a sink so each write waits; lets tests see how much is held in memory."""
-
-    def __init__(self, sink: Any, delay: float) -> None:
-        self._sink, self._delay = sink, delay
-
-    def write(self, outcomes: Any) -> Any:
-        time.sleep(self._delay)
-        return self._sink.write(outcomes)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sink, name)
-
-
 def test_backpressure_bounds_what_is_held(sqlite_url: str, make_pipeline: Any) -> None:
     pipeline = make_pipeline(sqlite_url)
-    pipeline.sink = _SlowSink(pipeline.sink, 0.05)
+    pipeline.sink = SlowSink(pipeline.sink, 0.05)
     source = MemorySource(_messages(400))
     daemon = Daemon(
         pipeline,
@@ -77,7 +63,7 @@ def test_backpressure_bounds_what_is_held(sqlite_url: str, make_pipeline: Any) -
 
 def test_stop_releases_what_did_not_commit(sqlite_url: str, make_pipeline: Any) -> None:
     pipeline = make_pipeline(sqlite_url)
-    pipeline.sink = _SlowSink(pipeline.sink, 0.3)
+    pipeline.sink = SlowSink(pipeline.sink, 0.3)
     source = MemorySource(_messages(500))
     daemon = Daemon(
         pipeline,
@@ -96,7 +82,7 @@ def test_stop_releases_what_did_not_commit(sqlite_url: str, make_pipeline: Any) 
     assert source.depth == 500 - committed  # everything else is back in the queue
 
 
-class _FlakySink(_SlowSink):
+class _FlakySink(SlowSink):
     """The database goes away for a while: every write raises a transient error."""
 
     def __init__(self, sink: Any, down_for: float) -> None:
@@ -104,13 +90,13 @@ class _FlakySink(_SlowSink):
         self.until = time.monotonic() + down_for
         self.failures = 0
 
-    def write(self, outcomes: Any) -> Any:
+    def write(self, outcomes: Any, *args: Any, **kwargs: Any) -> Any:
         from ledbelly.errors import DatabaseUnavailable
 
         if time.monotonic() < self.until:
             self.failures += 1
             raise DatabaseUnavailable("connection refused")
-        return self._sink.write(outcomes)
+        return self._sink.write(outcomes, *args, **kwargs)
 
 
 def test_database_outage_pauses_and_resumes(sqlite_url: str, make_pipeline: Any) -> None:
@@ -201,7 +187,7 @@ class _RecordingSource(MemorySource):
 
 def test_slow_batches_have_their_visibility_extended(sqlite_url: str, make_pipeline: Any) -> None:
     pipeline = make_pipeline(sqlite_url)
-    pipeline.sink = _SlowSink(pipeline.sink, 3.0)
+    pipeline.sink = SlowSink(pipeline.sink, 3.0)
     source = _RecordingSource(_messages(5))
     daemon = Daemon(
         pipeline,
