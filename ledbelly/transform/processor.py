@@ -137,24 +137,15 @@ class Processor:
         table = self.catalog.route(env.format, env.event_name)
         if table is None and self.evolver is not None and self.evolver.creates_tables:
             table = self._create_table(env)
-        if table is None:
-            return Outcome(
-                msg,
-                Kind.UNKNOWN,
-                env.event_name,
-                env.format,
-                event_time=event_time,
-                error="no table for this event",
+        plan = self.plan(table) if table is not None else None
+        if table is None or plan is None:
+            reason = (
+                "no table for this event"
+                if table is None
+                else f"table {table.name} is missing in the database"
             )
-        plan = self.plan(table)
-        if plan is None:
             return Outcome(
-                msg,
-                Kind.UNKNOWN,
-                env.event_name,
-                env.format,
-                event_time=event_time,
-                error=f"table {table.name} is missing in the database",
+                msg, Kind.UNKNOWN, env.event_name, env.format, event_time=event_time, error=reason
             )
         return self._rows(msg, env, table, plan, event_time)
 
