@@ -89,12 +89,14 @@ class Pipeline:
 
     def replay_created(self) -> int:
         """Stored unknown events of types that evolution just gave a table: into it."""
-        from ledbelly.db.evolve import replay_unknown
+        from ledbelly.db.replay import ReplayFilter, parked, replay
+        from ledbelly.outcome import Kind
 
         replayed = 0
         while self.processor.created_tables:
             table = self.processor.created_tables.pop()
-            replayed += replay_unknown(self.sink, self.processor, table)
+            waiting = parked(self.engine, self, Kind.UNKNOWN, ReplayFilter(table=table.name))
+            replayed += sum(replay(self, waiting).moved.values())
         return replayed
 
     def prepare(self) -> list[str]:

@@ -11,11 +11,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Engine, Table, delete, inspect, select
+from sqlalchemy import Column, Engine, Table, inspect
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Dialect
@@ -32,17 +31,11 @@ from ledbelly.db.ddl import (
     terminate,
 )
 from ledbelly.db.errors import classify_db_error
-from ledbelly.db.sink import Sink
-from ledbelly.db.tables import LEDGER
-from ledbelly.db.tables import UNKNOWN as UNKNOWN_TABLE
 from ledbelly.errors import ConfigError, TransientError
-from ledbelly.message import Message
 from ledbelly.ops.logs import EventLogs
-from ledbelly.outcome import Kind
 from ledbelly.schema.infer import add_fields, infer_table, widen_column
 from ledbelly.schema.model import Catalog, TableDef
 from ledbelly.schema.patch import Patch, apply_patch, suggest, write_table_file
-from ledbelly.transform.processor import Processor
 
 __all__ = [
     "MODES",
@@ -54,7 +47,6 @@ __all__ = [
     "apply_patch",
     "plan_alter",
     "plan_between",
-    "replay_unknown",
     "suggest",
 ]
 
@@ -465,50 +457,3 @@ class Evolver:
         if self.on_change:
             self.on_change(new)
         return new
-
-
-# ----- replaying stored unknown events -----------------------------------------------------
-
-
-def replay_unknown(sink: Sink, processor: Processor, table: TableDef) -> int:
-    """Move stored unknown events of ``table``'s event type into it, now that it exists.
-
-    Each replayed message's unknown-event row and ledger entry are replaced by its rows
-    and a new ledger entry in one transaction, so it is never lost nor counted twice.
-    Returns how many messages now have rows.
-    """
-    system = sink.tables.system
-    unknown, ledger = system[UNKNOWN_TABLE], system[LEDGER]
-    with sink.engine.connect() as conn:
-        stored = conn.execute(
-            select(unknown.c.id, unknown.c.message_id, unknown.c.event_name, unknown.c.raw_body)
-            .where(unknown.c.event_name == table.event)
-            .where(unknown.c.format == table.format)
-        ).all()
-    replayed = 0
-    now = datetime.now(UTC).replace(tzinfo=None)
-    for row in stored:
-        msg = Message(row.message_id, row.raw_body or "", {"event_name": row.event_name or ""})
-        outcome = processor.process(msg)
-        if outcome.kind != Kind.INSERTED:
-            continue
-        with sink.engine.begin() as conn:
-            conn.execute(delete(unknown).where(unknown.c.id == row.id))
-            conn.execute(delete(ledger).where(ledger.c.message_id == row.message_id))
-            for name, values in outcome.rows:
-                sink.insert_rows(conn, sink.tables.table_by_name(name), [values])
-            sink.insert_rows(
-                conn,
-                ledger,
-                [
-                    {
-                        "message_id": row.message_id,
-                        "event_name": row.event_name,
-                        "target_table": outcome.table,
-                        "outcome": Kind.INSERTED.value,
-                        "processed_at": now,
-                    }
-                ],
-            )
-        replayed += 1
-    return replayed

@@ -71,7 +71,9 @@ def parked(
     if wanted.table:
         target = pipeline.catalog.tables.get(wanted.table)
         if target is not None and kind == Kind.UNKNOWN:
-            query = query.where(table.c.event_name == target.event)
+            query = query.where(table.c.event_name == target.event).where(
+                table.c.format == target.format
+            )
         else:
             query = query.where(
                 table.c.message_id.in_(
