@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ledbelly.parsers.flatten import caliper_segment, flatten_caliper, flatten_canvas
 from ledbelly.schema.model import ColumnDef, TableDef
+from ledbelly.transform import rows as rows_module
 from ledbelly.transform.coerce import (
     BIGINT_MAX,
     BIGINT_MIN,
@@ -278,7 +280,8 @@ def test_compiled_row_builder_matches_the_general_loop(flat: dict[str, Any], dia
     assert compiled_issues == generic_issues
 
 
-def test_a_table_gets_its_compiled_builder_once_hot() -> None:
+def test_a_table_gets_its_compiled_builder_once_hot(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rows_module, "_KERNEL", None)  # the pure-Python path compiles lazily
     plan = RowPlan(_BUILD_TABLE, "postgresql", None)
     cold = plan._build
     now = datetime(2026, 1, 1)

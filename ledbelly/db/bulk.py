@@ -10,13 +10,17 @@ statement.
 from __future__ import annotations
 
 import io
+import operator
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, DateTime, Table, insert
+
+from ledbelly import kernels
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -46,6 +50,11 @@ def copy_text(
 
     ``times`` names the columns that hold datetimes, written with ``isoformat``.
     """
+    if _KERNEL is not None:
+        names = tuple(columns)
+        return _KERNEL.render_rows(  # type: ignore[no-any-return]
+            rows, names, tuple(c in times for c in names), _ISO, copy_line_slow
+        )
     render = _renderer(tuple(columns), times)
     return "".join([render(row) for row in rows])
 
@@ -73,6 +82,8 @@ class _IsoTimes(dict[datetime, str]):
             self[value] = text
         return text
 
+
+_KERNEL = kernels.load("copy")
 
 Renderer = Callable[[dict[str, Any]], str]
 _RENDERERS: dict[tuple[tuple[str, ...], frozenset[str]], Renderer] = {}
@@ -180,6 +191,47 @@ def copy_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> Non
         for columns, group in by_columns(rows):
             sql, times = _copy_sql(conn, table, columns)
             cur.copy_expert(sql, io.StringIO(copy_text(group, list(columns), times)))
+    finally:
+        cur.close()
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedRows:
+    """A table's rows as COPY text, rendered before the write in the thread that made
+    them, so that the writer's thread only sends it. Used only for exactly these row
+    objects of exactly this table; any other set of rows is rendered when written."""
+
+    table: Table
+    rows: list[dict[str, Any]]
+    columns: tuple[str, ...]
+    text: str
+
+    def matches(self, table: Table, rows: list[dict[str, Any]]) -> bool:
+        return (
+            self.table is table
+            and len(rows) == len(self.rows)
+            and all(map(operator.is_, rows, self.rows))
+        )
+
+
+def render_ahead(table: Table, rows: list[dict[str, Any]]) -> RenderedRows | None:
+    """``rows`` as COPY text now, or None if they do not share one column list."""
+    groups = by_columns(rows) if rows else []
+    if len(groups) != 1:
+        return None
+    columns = groups[0][0]
+    text = copy_text(rows, list(columns), time_columns(table, columns))
+    return RenderedRows(table, rows, columns, text)
+
+
+def copy_rendered(conn: Connection, rendered: RenderedRows) -> None:
+    """``COPY`` of text ``render_ahead`` made, through the connection's own transaction."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cur: Any = raw.cursor()
+    try:
+        sql, _ = _copy_sql(conn, rendered.table, rendered.columns)
+        cur.copy_expert(sql, io.StringIO(rendered.text))
     finally:
         cur.close()
 

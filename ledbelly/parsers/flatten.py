@@ -16,6 +16,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from ledbelly import kernels
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 _CALIPER_UNSAFE = re.compile(r"[^a-z0-9]+")
 _CALIPER_DROPPED = frozenset(["extensions", "com.instructure.canvas"])
@@ -74,14 +76,34 @@ def flatten_canvas(
     descended into, so a ``json: true`` column gets the whole object. Colliding keys
     keep one value (see ``Collision``), and each collision is added to ``collisions``.
     """
+    fast = _FAST_CANVAS
+    if not (
+        _raises(_canvas_fast, obj, prefix, out, keep)
+        if fast is None
+        else fast(obj, prefix, out, keep)
+    ):
+        return
+    leaves: _Leaves = {}
+    _canvas_slow(obj, prefix, (), keep, leaves)
+    raw: Callable[[tuple[str, ...]], str] = lambda p: prefix + "_".join(p)  # noqa: E731
+    _settle(leaves, raw, out)
+    _report(leaves, raw, lambda p: prefix + ".".join(p), collisions)
+
+
+def _raises(
+    fast: Callable[..., None],
+    obj: dict[str, Any],
+    prefix: str,
+    out: dict[str, Any],
+    keep: frozenset[str],
+) -> bool:
+    """Run a pure-Python fast flattener; True if two paths met at one key, as the
+    compiled ones answer."""
     try:
-        _canvas_fast(obj, prefix, out, keep)
+        fast(obj, prefix, out, keep)
     except _Collided:
-        leaves: _Leaves = {}
-        _canvas_slow(obj, prefix, (), keep, leaves)
-        raw: Callable[[tuple[str, ...]], str] = lambda p: prefix + "_".join(p)  # noqa: E731
-        _settle(leaves, raw, out)
-        _report(leaves, raw, lambda p: prefix + ".".join(p), collisions)
+        return True
+    return False
 
 
 def _canvas_fast(
@@ -165,15 +187,19 @@ def flatten_caliper(
     Colliding keys keep one value (see ``Collision``), each collision added to
     ``collisions``.
     """
-    try:
-        _caliper_fast(obj, prefix, out, keep)
-    except _Collided:
-        leaves: _Leaves = {}
-        _caliper_slow(obj, prefix, (), keep, leaves)
-        head = prefix + "." if prefix else ""
-        raw: Callable[[tuple[str, ...]], str] = lambda p: _caliper_raw(prefix, p)  # noqa: E731
-        _settle(leaves, raw, out)
-        _report(leaves, raw, lambda p: head + ".".join(p), collisions)
+    fast = _FAST_CALIPER
+    if not (
+        _raises(_caliper_fast, obj, prefix, out, keep)
+        if fast is None
+        else fast(obj, prefix, out, keep)
+    ):
+        return
+    leaves: _Leaves = {}
+    _caliper_slow(obj, prefix, (), keep, leaves)
+    head = prefix + "." if prefix else ""
+    raw: Callable[[tuple[str, ...]], str] = lambda p: _caliper_raw(prefix, p)  # noqa: E731
+    _settle(leaves, raw, out)
+    _report(leaves, raw, lambda p: head + ".".join(p), collisions)
 
 
 def _caliper_raw(prefix: str, path: tuple[str, ...]) -> str:
@@ -225,3 +251,16 @@ def _scalar_text(value: Any) -> str:
     if value is False:
         return "false"
     return str(value)
+
+
+def compiled_flattener(kernel: Any) -> Any:
+    """The compiled kernel's flatteners, sharing this module's memo of joined keys."""
+    return kernel.Flattener(
+        _JOINED, _CALIPER_JOINED, canvas_key, caliper_segment, _joined_keys, _scalar_text
+    )
+
+
+_KERNEL = kernels.load("flatten")
+_FAST = None if _KERNEL is None else compiled_flattener(_KERNEL)
+_FAST_CANVAS: Callable[..., bool] | None = None if _FAST is None else _FAST.canvas
+_FAST_CALIPER: Callable[..., bool] | None = None if _FAST is None else _FAST.caliper

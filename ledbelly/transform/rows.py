@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from ledbelly import kernels
 from ledbelly.outcome import Issue, IssueKind
 from ledbelly.schema.model import ColumnDef, TableDef, resolved_source
 from ledbelly.transform.coerce import (
@@ -21,12 +22,14 @@ from ledbelly.transform.coerce import (
     Coercer,
     CoercionFailed,
     LengthUnit,
+    canvas_id_of_urn,
     coercer_for,
     fits,
     length_unit,
     stored_length,
     text_of,
     to_bigint,
+    to_datetime,
     to_int,
     trim,
 )
@@ -177,6 +180,43 @@ def _reuse_map(
 # compiling costs about 1.5 ms a table, worth it only for tables that get traffic.
 HOT_AFTER = 64
 
+_KERNEL = kernels.load("rows")
+
+# The compiled builder's kinds of column (ledbelly/kernels/_rows.pyx).
+GENERIC, TEXT, INT32, INT64, REUSE, DATETIME, URN = range(7)
+
+
+def kernel_spec(
+    slots: list[_Slot], reuse: dict[int, str] | None = None
+) -> list[tuple[str, str, _Slot, int, int | None]]:
+    """What the compiled builder needs of each column: the same decisions as
+    ``_compile``'s generated code, as data."""
+    reuse = reuse or {}
+    spec: list[tuple[str, str, _Slot, int, int | None]] = []
+    for i, slot in enumerate(slots):
+        if i in reuse:
+            spec.append((slot.column, reuse[i], slot, REUSE, None))
+        elif slot.coerce is to_bigint:
+            spec.append((slot.column, slot.source, slot, INT64, None))
+        elif slot.coerce is to_int:
+            spec.append((slot.column, slot.source, slot, INT32, None))
+        elif slot.coerce is text_of:
+            spec.append((slot.column, slot.source, slot, TEXT, slot.size))
+        elif slot.coerce is to_datetime:
+            spec.append((slot.column, slot.source, slot, DATETIME, None))
+        elif slot.coerce is canvas_id_of_urn:
+            spec.append((slot.column, slot.source, slot, URN, None))
+        else:
+            spec.append((slot.column, slot.source, slot, GENERIC, None))
+    return spec
+
+
+def compiled_builder(
+    kernel: Any, slots: list[_Slot], reuse: dict[int, str] | None = None
+) -> Callable[..., dict[str, Any]]:
+    """The compiled kernel's builder for ``slots``: the same rows as ``_compile``'s."""
+    return kernel.Builder(kernel_spec(slots, reuse), _convert)  # type: ignore[no-any-return]
+
 
 def _lazily_compiled(
     slots: list[_Slot],
@@ -185,7 +225,9 @@ def _lazily_compiled(
 ) -> Callable[..., dict[str, Any]]:
     """A builder that runs ``_build_generic`` until its table is hot, then installs the
     compiled one. Both make the same row; the compiled one only takes common values
-    without a call."""
+    without a call. With the compiled kernel, its builder from the first row."""
+    if _KERNEL is not None:
+        return compiled_builder(_KERNEL, slots, reuse)
     built = 0
 
     def build(flat: dict[str, Any], issues: list[Issue], lead: Any = None) -> dict[str, Any]:
