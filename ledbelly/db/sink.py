@@ -29,7 +29,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import Dialect
 
-from ledbelly.db.bulk import inserter_for
+from ledbelly.db.bulk import RenderedRows, copy_rendered, copy_rows, inserter_for, render_ahead
 from ledbelly.db.errors import classify_db_error
 from ledbelly.db.live import LiveTables
 from ledbelly.db.tables import DEAD_LETTERS, LEDGER
@@ -77,6 +77,10 @@ class Unstorable(PermanentError):
         self.report = report
 
 
+# A batch's COPY text by table, rendered ahead (``Sink.prepare``).
+Prepared = dict[str, RenderedRows]
+
+
 class _LedgerRace(Exception):
     """The ledger insert met a message id another writer committed after our check."""
 
@@ -96,7 +100,31 @@ class Sink:
 
     # ----- writing ------------------------------------------------------------------------
 
-    def write(self, outcomes: Sequence[Outcome], replay: bool = False) -> WriteReport:
+    def prepare(self, outcomes: Sequence[Outcome]) -> Prepared:
+        """The batch's rows as COPY text, made now, in the caller's thread (PostgreSQL).
+
+        ``ingest`` calls it where it parses, so the next batch's text is made while the
+        writer's thread waits on the database for this one's, instead of the database
+        waiting for the text. ``write`` uses a table's text only if it is to insert
+        exactly those rows (all fresh, no rows added since); else it renders again.
+        """
+        if self._bulk is not copy_rows:
+            return {}
+        by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for o in outcomes:
+            if o.kind == Kind.INSERTED:
+                for name, values in o.rows:
+                    by_table[name].append(values)
+        prepared: Prepared = {}
+        for name, rows in by_table.items():
+            rendered = render_ahead(self.tables.table_by_name(name), rows)
+            if rendered is not None:
+                prepared[name] = rendered
+        return prepared
+
+    def write(
+        self, outcomes: Sequence[Outcome], replay: bool = False, prepared: Prepared | None = None
+    ) -> WriteReport:
         """Commit a batch; ``TransientError`` (nothing committed) if the database is away,
         ``Unstorable`` (the rest committed; ``.report``) for what not even a dead letter holds.
 
@@ -107,14 +135,16 @@ class Sink:
         """
         report = WriteReport()
         if outcomes:
-            self._write(list(outcomes), report, replay)
+            self._write(list(outcomes), report, replay, prepared or {})
         if report.unstored:
             raise Unstorable(report)
         return report
 
-    def _write(self, outcomes: list[Outcome], report: WriteReport, replay: bool) -> None:
+    def _write(
+        self, outcomes: list[Outcome], report: WriteReport, replay: bool, prepared: Prepared
+    ) -> None:
         try:
-            fresh, dups = self._transaction(outcomes, replay)
+            fresh, dups = self._transaction(outcomes, replay, prepared)
         except Exception as exc:  # classified: transient ones are retried, never dead letters
             err = classify_db_error(exc)
             if isinstance(err, TransientError):
@@ -123,8 +153,8 @@ class Sink:
                 self._dead_letter_alone(outcomes[0], err, exc, report, replay)
                 return
             mid = len(outcomes) // 2
-            self._write(outcomes[:mid], report, replay)
-            self._write(outcomes[mid:], report, replay)
+            self._write(outcomes[:mid], report, replay, prepared)
+            self._write(outcomes[mid:], report, replay, prepared)
             return
         report.committed.extend(fresh)
         report.duplicates.extend(dups)
@@ -133,7 +163,7 @@ class Sink:
                 self.log_dead_letter(o, None, o.rows)
 
     def _transaction(
-        self, outcomes: list[Outcome], replay: bool
+        self, outcomes: list[Outcome], replay: bool, prepared: Prepared
     ) -> tuple[list[Outcome], list[Message]]:
         """The batch's one transaction: fresh outcomes written, duplicates found."""
         for _ in range(LEDGER_RACE_TRIES):
@@ -141,7 +171,7 @@ class Sink:
                 with self.engine.begin() as conn:
                     if self._claims_with_returning and not replay:
                         fresh, dups = self._claim(conn, outcomes)
-                        self._insert(conn, fresh, ledger_done=True)
+                        self._insert(conn, fresh, ledger_done=True, prepared=prepared)
                     else:
                         fresh, dups, attempts = self._dedupe(conn, outcomes, replay)
                         self._insert(conn, fresh, attempts=attempts)
@@ -225,6 +255,7 @@ class Sink:
         outcomes: list[Outcome],
         ledger_done: bool = False,
         attempts: dict[str, int] | None = None,
+        prepared: Prepared | None = None,
     ) -> None:
         now = _now()
         if not ledger_done:  # first: a race with another writer shows before any other work
@@ -250,7 +281,12 @@ class Sink:
             row["last_attempt_at"] = now
             by_table[UNKNOWN_TABLE if o.kind == Kind.UNKNOWN else DEAD_LETTERS].append(row)
         for name, rows in by_table.items():
-            self.insert_rows(conn, self.tables.table_by_name(name), rows)
+            table = self.tables.table_by_name(name)
+            ahead = prepared.get(name) if prepared else None
+            if ahead is not None and ahead.matches(table, rows):
+                copy_rendered(conn, ahead)
+            else:
+                self.insert_rows(conn, table, rows)
 
     def insert_rows(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         """One bulk insert per table (COPY on PostgreSQL); rows of one table share keys."""

@@ -11,6 +11,7 @@ import queue
 import threading
 from collections.abc import Callable
 
+from ledbelly.db.sink import Prepared
 from ledbelly.errors import OperatorError, TransientError
 from ledbelly.ops.stats import Stats
 from ledbelly.outcome import Outcome
@@ -38,9 +39,11 @@ def ingest(
     stats = stats or Stats()
     size = pipeline.settings.batch_size
     writer_type = _BatchWriter if overlap else _InlineWriter
+    process, prepare = pipeline.processor.process, pipeline.sink.prepare
     with writer_type(pipeline, source, stats, progress, retries) as writer:
         while messages := source.receive(size, 0):
-            writer.put([pipeline.processor.process(m) for m in messages])
+            batch = [process(m) for m in messages]
+            writer.put(batch, prepare(batch))
     if pipeline.processor.created_tables:
         pipeline.replay_created()
     return stats
@@ -63,13 +66,13 @@ class _InlineWriter:
     def __enter__(self) -> _InlineWriter:
         return self
 
-    def put(self, batch: list[Outcome]) -> None:
-        self._commit(batch)
+    def put(self, batch: list[Outcome], prepared: Prepared) -> None:
+        self._commit(batch, prepared)
 
-    def _commit(self, batch: list[Outcome]) -> None:
+    def _commit(self, batch: list[Outcome], prepared: Prepared) -> None:
         self._pipeline.before_insert(batch)
         report = retry_transient(
-            lambda: self._pipeline.sink.write(batch),
+            lambda: self._pipeline.sink.write(batch, prepared=prepared),
             attempts=self._retries,
             on_retry=_stop_for_an_operator,
         )
@@ -95,7 +98,7 @@ class _BatchWriter(_InlineWriter):
         retries: int,
     ) -> None:
         super().__init__(pipeline, source, stats, progress, retries)
-        self._queue: queue.Queue[list[Outcome] | None] = queue.Queue(maxsize=2)
+        self._queue: queue.Queue[tuple[list[Outcome], Prepared] | None] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._run, name="ledbelly-ingest-writer", daemon=True
@@ -105,21 +108,21 @@ class _BatchWriter(_InlineWriter):
         self._thread.start()
         return self
 
-    def put(self, batch: list[Outcome]) -> None:
+    def put(self, batch: list[Outcome], prepared: Prepared) -> None:
         self._raise_if_failed()
         while True:
             try:
-                self._queue.put(batch, timeout=0.5)
+                self._queue.put((batch, prepared), timeout=0.5)
                 return
             except queue.Full:
                 self._raise_if_failed()
 
     def _run(self) -> None:
-        while (batch := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
             if self._error is not None:
                 continue
             try:
-                self._commit(batch)
+                self._commit(*item)
             except BaseException as exc:  # handed to the caller's thread
                 self._error = exc
 
