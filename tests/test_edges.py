@@ -21,6 +21,7 @@ from ledbelly.db.tables import build_table
 from ledbelly.message import Message
 from ledbelly.ops.logs import EventLogs
 from ledbelly.schema.model import Catalog
+from ledbelly.sources.files import read_lines
 
 
 def _event(i: int, **body: Any) -> Message:
@@ -179,6 +180,30 @@ def test_the_reader_takes_a_bom_a_bare_cr_and_bytes_that_are_not_utf8(tmp_path: 
     recovery = (log_dir / "sql-recovery.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(recovery) == 1 and json.loads(recovery[0])["Body"] == "not json \udcff"
     assert "/---" in (log_dir / "sql-errors.log").read_text(encoding="utf-8")
+
+
+def test_lines_read_as_bytes_make_the_messages_lines_read_as_text_make() -> None:
+    """The reader hands UTF-8 lines straight to orjson; any line it refuses goes the way
+    text goes, so nothing differs but the speed."""
+    lines = [
+        b'{"metadata": {"event_name": "x"}, "body": {}}\r\n',
+        b'  {"Body": "{}", "MessageId": "m-1", "MessageAttributes": {}}  \n',
+        b'\xef\xbb\xbf{"metadata": {}}\n',
+        b'{"metadata": {"a": "\xff"}}\n',
+        b'{"metadata": {"n": 123456789012345678901234567890}}\n',
+        b'{"metadata": {"s": "\\ud800"}}\n',
+        b"\n",
+        b"not json\n",
+        b'{"body": {"caf\xc3\xa9": 1}}',
+    ]
+    as_bytes = list(read_lines(lines))
+    as_text = list(read_lines([line.decode("utf-8", "surrogateescape") for line in lines]))
+    assert len(as_bytes) == 8
+
+    def seen(m: Message) -> tuple[Any, ...]:
+        return m.message_id, m.body, m.attributes, repr(m.payload)
+
+    assert [seen(m) for m in as_bytes] == [seen(m) for m in as_text]
 
 
 def test_a_renamed_event_is_said_once_per_pair(

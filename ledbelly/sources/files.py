@@ -7,7 +7,6 @@ becomes a message, so it ends as a dead letter rather than vanishing.
 
 from __future__ import annotations
 
-import io
 import itertools
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -69,19 +68,41 @@ def _undecodable(text: str) -> Message:
     return Message(message_id_for(None, text), text, {})
 
 
-def read_lines(lines: Iterable[str]) -> Iterator[Message]:
+def read_lines(lines: Iterable[str | bytes]) -> Iterator[Message]:
+    """One message per line. A line read as bytes goes straight to orjson, which also
+    checks it is UTF-8; a line it refuses (a BOM, not UTF-8, not JSON, empty) takes the
+    general path as text, so every line ends as it would have."""
     for line in lines:
-        text = line.strip()
-        if text[:1] == BOM:  # a file saved by an editor that marks UTF-8
-            text = text[1:].strip()
-        if not text:
-            continue
-        try:
-            doc = decode(text)
-        except MessageError:
-            yield _undecodable(text)
-            continue
-        yield message_from_document(doc, text if not _is_sqs(doc) else None)
+        if isinstance(line, bytes):
+            message = _from_utf8_line(line)
+            if message is not None:
+                yield message
+                continue
+            line = line.decode("utf-8", "surrogateescape")
+        message = _from_text_line(line)
+        if message is not None:
+            yield message
+
+
+def _from_utf8_line(line: bytes) -> Message | None:
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return message_from_document(doc, None if _is_sqs(doc) else line.decode("utf-8").strip())
+
+
+def _from_text_line(line: str) -> Message | None:
+    text = line.strip()
+    if text[:1] == BOM:  # a file saved by an editor that marks UTF-8
+        text = text[1:].strip()
+    if not text:
+        return None
+    try:
+        doc = decode(text)
+    except MessageError:
+        return _undecodable(text)
+    return message_from_document(doc, text if not _is_sqs(doc) else None)
 
 
 def _is_sqs(doc: Any) -> bool:
@@ -106,14 +127,11 @@ def read_path(path: str) -> Iterator[Message]:
     """Messages from a file (by its suffix) or from stdin (``-``, read as JSON lines)."""
     if path == "-":
         # Lines end at \n only: a bare \r inside a JSON line is part of that line.
-        stdin = io.TextIOWrapper(sys.stdin.buffer, "utf-8", "surrogateescape", newline="\n")
-        yield from read_lines(stdin)
+        yield from read_lines(sys.stdin.buffer)
         return
     p = Path(path)
     if p.suffix.lower() in LINE_SUFFIXES:
-        with p.open(
-            encoding="utf-8", errors="surrogateescape", buffering=READ_BUFFER, newline="\n"
-        ) as fh:
+        with open(p, "rb", buffering=READ_BUFFER) as fh:  # lines end at \n only, as above
             yield from read_lines(fh)
     else:
         text = p.read_text(encoding="utf-8", errors="surrogateescape")
@@ -138,13 +156,13 @@ def read_range(path: str, start: int, end: int) -> Iterator[Message]:
         yield from read_lines(_lines_until(fh, end))
 
 
-def _lines_until(fh: Any, end: int) -> Iterator[str]:
+def _lines_until(fh: Any, end: int) -> Iterator[bytes]:
     at = fh.tell()  # counted from here on: tell() per line would cost a system call each
     for raw in fh:
         if at >= end:
             return
         at += len(raw)
-        yield raw.decode("utf-8", "surrogateescape")
+        yield raw
 
 
 class IterSource:
