@@ -42,7 +42,8 @@ from ledbelly.daemon.worker import Binding, Daemon, WorkerOptions
 from ledbelly.db.engine import normalize_url
 from ledbelly.errors import ConfigError
 from ledbelly.ops.metrics import Metrics
-from ledbelly.sources.https import HttpsSource, canonical_json, event_message_id
+from ledbelly.sources.https import HttpsSource
+from ledbelly.sources.https_events import canonical_json, event_message_id
 from ledbelly.sources.jwt_verify import JwksCache, JwtVerifier, VerificationError
 
 LOGIN_ID = "urn:uuid:2b6d64bf-5b31-4e2f-b389-c6ebcb232407"

@@ -22,9 +22,7 @@ import collections
 import contextlib
 import ipaddress
 import itertools
-import json
 import logging
-import re
 import socket
 import threading
 import time
@@ -39,9 +37,16 @@ from prometheus_client import make_asgi_app
 from ledbelly import parsers
 from ledbelly.config import HttpsSettings
 from ledbelly.errors import ConfigError, MessageError
-from ledbelly.message import Message, message_id_for
+from ledbelly.message import Message
 from ledbelly.ops.metrics import Health, Metrics, health_text
-from ledbelly.parsers import caliper_routes
+from ledbelly.sources.https_events import (
+    canonical_json,
+    check_event,
+    event_from_claims,
+    event_message_id,
+    known_event_name,
+    looks_like_jwt,
+)
 from ledbelly.sources.jwt_verify import (
     JwksCache,
     JwtVerifier,
@@ -52,8 +57,6 @@ from ledbelly.sources.jwt_verify import (
 
 log = logging.getLogger("ledbelly.https")
 
-# Registered JWT claims (RFC 7519): the envelope of the signature, not part of the event.
-JWT_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti"})
 LOG_EVERY = 60.0  # a refusal reason is logged at most once a minute, with a count
 START_TIMEOUT = 10.0
 
@@ -79,72 +82,6 @@ class _Pending:
     future: asyncio.Future[int]
     handed_out: bool = False
     status: int | None = None  # the answer, once decided (set under the lock)
-
-
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys and no spaces, so the same event always gives the same bytes."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # an integer beyond 64 bits
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-            "utf-8", "surrogatepass"
-        )
-
-
-def event_message_id(payload: Any) -> str:
-    """The ledger key of an event delivered over HTTPS, the same on every retry.
-
-    A Caliper event's own ``id`` (a ``urn:uuid:``); otherwise (Canvas raw, or anything
-    not an event) the SHA-256 of the canonical JSON of the payload.
-    """
-    ident = None
-    if isinstance(payload, dict):
-        data = payload.get("data")
-        if isinstance(data, list) and data and isinstance(data[0], dict):
-            ident = data[0].get("id")
-    return message_id_for(ident, canonical_json(payload))
-
-
-def known_event_name(payload: dict[str, Any]) -> str | None:
-    """The event's name when the event itself says it (Canvas raw) or routing finds it."""
-    try:
-        if parsers.detect_format(payload) == parsers.CANVAS:
-            name = payload.get("metadata", {}).get("event_name")
-            return name if isinstance(name, str) and name else None
-        data = payload.get("data")
-        if isinstance(data, list) and data and isinstance(data[0], dict):
-            return caliper_routes.event_name(data[0])
-    except (MessageError, AttributeError):
-        pass
-    return None
-
-
-def check_event(payload: Any) -> None:
-    """Raise ``MessageError`` unless ``payload`` is a Canvas raw event or Caliper envelope."""
-    fmt = parsers.detect_format(payload)
-    (parsers.canvas_raw if fmt == parsers.CANVAS else parsers.caliper).validate(payload)
-
-
-def event_from_claims(claims: dict[str, Any]) -> Any:
-    """The event the JWT carries: the claims less the registered ones, or a lone wrapped
-    event. Canvas documents only "the live event data in the claims"; both are accepted.
-    What is neither is returned as it is and becomes a dead letter."""
-    rest = {k: v for k, v in claims.items() if k not in JWT_CLAIMS}
-    for candidate in (rest, *rest.values()):
-        try:
-            check_event(candidate)
-            return candidate
-        except MessageError:
-            continue
-    return rest
-
-
-def looks_like_jwt(body: bytes) -> bool:
-    """Three dot-separated base64url segments, the last (the signature) maybe empty."""
-    return _JWT.fullmatch(body) is not None
-
-
-_JWT = re.compile(rb"[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]*")
 
 
 class _RateLimitedLog:
@@ -456,7 +393,8 @@ class HttpsSource:
                     503, "jwks_unavailable", "the signing keys are unavailable; deliver it again"
                 ) from None
             payload = event_from_claims(claims)
-            return self._new_message(payload, canonical_json(payload).decode("utf-8"))
+            canonical = canonical_json(payload)
+            return self._new_message(payload, canonical.decode("utf-8"), canonical)
         if self.settings.require_signature:
             raise _Refusal(401, "unsigned", "a signed JWT is required (turn on Sign Payload)")
         try:
@@ -467,13 +405,13 @@ class HttpsSource:
             raise _Refusal(400, "not_an_event", f"not a Live Event: {exc}") from None
         return self._new_message(payload, decoded)
 
-    def _new_message(self, payload: Any, body: str) -> Message:
+    def _new_message(self, payload: Any, body: str, canonical: bytes | None = None) -> Message:
         attributes: dict[str, str] = {}
         name = known_event_name(payload) if isinstance(payload, dict) else None
         if name:
             attributes["event_name"] = name
         return Message(
-            event_message_id(payload),
+            event_message_id(payload, canonical),
             body,
             attributes,
             payload=payload if isinstance(payload, dict) else None,
