@@ -25,7 +25,10 @@ def extensions() -> list[Extension]:
         )
         for name in KERNELS
     ]
-    return list(cythonize(modules, language_level=3, quiet=True))  # type: ignore[no-untyped-call]
+    built = list(cythonize(modules, language_level=3, quiet=True))  # type: ignore[no-untyped-call]
+    for extension in built:
+        extension.optional = True  # cythonize's copies do not keep it
+    return built
 
 
 setup(ext_modules=extensions())

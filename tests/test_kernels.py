@@ -18,12 +18,14 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, inspect, text
 
 from helpers import fixture_line, simulated
 from ledbelly import kernels
+from ledbelly.cli import main
 from ledbelly.db import bulk
 from ledbelly.schema.model import ColumnDef, TableDef
 from ledbelly.transform import rows as rows_mod
@@ -48,6 +50,11 @@ def test_every_kernel_is_built_and_used() -> None:
     assert kernels.status() == "compiled kernels"
     assert rows_mod._KERNEL is not None and bulk._KERNEL is not None
     assert flat_mod._FAST is not None
+
+
+def test_the_version_says_which_code_runs() -> None:
+    said = CliRunner().invoke(main, ["--version"])
+    assert said.exit_code == 0 and "(compiled kernels)" in said.output
 
 
 def test_the_environment_can_ask_for_pure_python(monkeypatch: pytest.MonkeyPatch) -> None:

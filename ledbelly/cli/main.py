@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from ledbelly import kernels
 from ledbelly.cli.ops import register as register_ops_commands
 from ledbelly.cli.options import (
     create_option,
@@ -30,7 +31,7 @@ from ledbelly.extensions.config import configured_extensions
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="ledbelly")
+@click.version_option(package_name="ledbelly", message=f"%(prog)s %(version)s ({kernels.status()})")
 def main() -> None:
     """ledbelly: Canvas Live Events from SQS into your SQL database."""
 

@@ -40,10 +40,10 @@ def compiled(name: str) -> ModuleType | None:
 def status() -> str:
     """One line for the start-up log and ``--version``: which kernels run."""
     if pure_python():
-        return f"pure Python ({PURE_PYTHON_ENV} is set)"
+        return f"pure Python: {PURE_PYTHON_ENV} is set"
     missing = [k for k in KERNELS if compiled(k) is None]
     if not missing:
         return "compiled kernels"
     if len(missing) == len(KERNELS):
-        return "pure Python (no compiled kernels were built: no C compiler at install?)"
+        return "pure Python: no compiled kernels were built (no C compiler at install?)"
     return f"compiled kernels except {', '.join(missing)}"
