@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import os
 import platform
 import statistics
@@ -44,7 +45,8 @@ from ledbelly.ingest.parallel import choose_workers, ingest_paths
 from ledbelly.pipeline import Pipeline, PipelineSettings
 from ledbelly.simulate import generate_messages
 
-BENCH_DB = "ledbelly_bench_https"  # not benchmarks/run.py's, so both can run at once
+# Not benchmarks/run.py's, so both can run at once; $LEDBELLY_BENCH_DB names another.
+BENCH_DB = os.environ.get("LEDBELLY_BENCH_DB", "ledbelly_bench_https")
 PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 PG_URL = f"postgresql://postgres@127.0.0.1:5432/{BENCH_DB}"
 ROOT = Path(__file__).resolve().parent.parent
@@ -254,7 +256,11 @@ def one_run(
     try:
         answers = post_all(daemon.url, warm, args.clients)
         if any(a.status != 200 for a in answers):
-            raise RuntimeError(f"warm-up: {sum(a.status != 200 for a in answers)} not 200")
+            statuses = collections.Counter(a.status for a in answers)
+            raise RuntimeError(
+                f"warm-up answers {dict(statuses)}; the daemon said:\n"
+                + (workdir / "daemon.err").read_text()[-3000:]
+            )
         before = scrape(daemon.base)
         cpu0, own0 = process_cpu(daemon.proc.pid), own_cpu()
         started = time.perf_counter()
