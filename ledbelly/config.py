@@ -150,9 +150,23 @@ class WorkerOptions:
     max_in_flight_bytes: int = 256 * 1024**2  # message bodies held in memory at most
     shutdown_timeout: float = 30.0
     delay: float = 0.0
-    writers: int = 1
+    writers: int | None = None  # None: by the database (``default_writers``)
     dead_letter_policy: str = "table"
     housekeeping_interval: float = 1.0
+
+    def resolved(self, dialect: str) -> WorkerOptions:
+        """These options with the writer count settled for ``dialect``."""
+        if self.writers is not None:
+            return self
+        return replace(self, writers=default_writers(dialect))
+
+
+def default_writers(dialect: str) -> int:
+    """Two writer threads on a database server: one converts a batch while the other
+    waits for the database to commit its own (measured: the daemon from memory into
+    PostgreSQL went from 0.76 to 0.88 of ingest's rate). SQLite takes one writer at a
+    time, so a second would only wait for the first."""
+    return 1 if dialect == "sqlite" else 2
 
 
 @dataclass(frozen=True)
@@ -375,7 +389,7 @@ def daemon_settings_from_dict(doc: Any) -> DaemonSettings:
             ),
             shutdown_timeout=_float(doc, "shutdown_timeout", 30.0, 1, 3600),
             dead_letter_policy=_choice(doc, "dead_letter_policy", "table", DEAD_LETTER_POLICIES),
-            writers=_int(doc, "writers", 1, 1, 16),
+            writers=None if doc.get("writers") is None else _int(doc, "writers", 1, 1, 16),
         ),
         metrics_port=metrics_port,
         metrics_host=str(doc.get("metrics_host", "127.0.0.1")),

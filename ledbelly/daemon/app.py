@@ -36,6 +36,7 @@ def build_daemon(
     pool_size: int | None = None,
 ) -> Daemon:
     """Everything ``ledbelly run`` needs, wired, not yet started."""
+    writers = settings.worker.resolved(url.get_backend_name()).writers or 1
     pipeline = Pipeline(
         PipelineSettings(
             url=url,
@@ -45,7 +46,7 @@ def build_daemon(
             live_stream=settings.live_stream,
             time_zone=settings.time_zone,
             batch_size=settings.worker.batch_size,
-            pool_size=pool_size or max(2, settings.worker.writers + 1),
+            pool_size=pool_size or max(2, writers + 1),
             schema_evolution=settings.schema_evolution,
             extensions=settings.extensions,
         )

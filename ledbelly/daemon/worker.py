@@ -92,7 +92,7 @@ class Daemon:
     ) -> None:
         self.pipeline = pipeline
         self.bindings = list(bindings)
-        self.options = options or WorkerOptions()
+        self.options = (options or WorkerOptions()).resolved(pipeline.tables.dialect)
         self.metrics = metrics or Metrics()
         self.notifier = notifier or Notifier(None)
         self.status = status
@@ -131,7 +131,7 @@ class Daemon:
         ]
         self._writers = [
             threading.Thread(target=self._write_loop, name=f"ledbelly-writer-{i}", daemon=True)
-            for i in range(self.options.writers)
+            for i in range(self.options.writers or 1)
         ]
         self._keeper = threading.Thread(
             target=self._housekeeping, name="ledbelly-housekeeping", daemon=True
