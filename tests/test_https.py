@@ -591,6 +591,38 @@ def test_https_and_queues_together() -> None:
     assert (s.https.host, s.https.port, s.https.listen) == ("::1", 8443, "[::1]:8443")
 
 
+def test_response_timeout_answers_503_and_a_late_commit_answers_nobody() -> None:
+    """No writer here: the test takes the writer's part with receive and ack."""
+    settings = HttpsSettings(
+        host="127.0.0.1", port=0, require_signature=False, response_timeout=0.5
+    )
+    source = HttpsSource(settings)
+    source.start()
+    url = f"http://127.0.0.1:{source.port}{settings.path}"
+
+    def post_while(writer: Callable[[], object]) -> int:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            answer = pool.submit(httpx.post, url, content=json.dumps(logged_in()), timeout=10)
+            writer()
+            return answer.result().status_code
+
+    try:
+        # Never taken by a writer: 503, and it is gone from the queue.
+        assert post_while(lambda: None) == 503
+        assert source.receive(10, 0) == [] and source.waiting == 0
+        # Taken, not committed in time: 503; the late ack answers nobody.
+        handed: list[Any] = []
+        assert post_while(lambda: handed.extend(source.receive(10, 5))) == 503
+        assert len(handed) == 1
+        source.ack(handed)
+        assert source.waiting == 0
+        # Taken and committed in time: 200.
+        assert post_while(lambda: source.ack(source.receive(10, 5))) == 200
+        assert source.metrics.https_snapshot()["requests"] == {503: 2, 200: 1}
+    finally:
+        source.close()
+
+
 def test_a_busy_port_is_a_configuration_error(jwks: JwksServer) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
