@@ -263,6 +263,52 @@ def _send(cur: Any, sql: str, payload: str | bytes) -> None:
 _UTF8_NAMES = frozenset(["UTF8", "UNICODE", "UTF-8"])
 
 
+# A table with fewer rows than this in a batch goes by INSERT ... VALUES, all such tables
+# in one statement: a COPY costs two round trips, and a small batch of mixed events
+# (the HTTPS intake's, a quiet queue's) touches about nine tables.
+SMALL_TABLE_ROWS = 64
+
+
+def insert_values(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[bytes]:
+    """``INSERT ... VALUES`` statements for ``rows``, every value quoted by psycopg2
+    (``mogrify``, the driver's own escaping); to be sent together by ``send_together``."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cur: Any = raw.cursor()
+    prep = conn.dialect.identifier_preparer
+    statements = []
+    try:
+        for columns, group in by_columns(rows):
+            names = ", ".join(prep.quote(table.c[c].name if c in table.c else c) for c in columns)
+            head = f"INSERT INTO {prep.format_table(table)} ({names}) VALUES "
+            slots = "(" + ", ".join(["%s"] * len(columns)) + ")"
+            values = b", ".join(cur.mogrify(slots, [row[c] for c in columns]) for row in group)
+            statements.append(head.encode(_python_codec(raw.encoding)) + values)
+    finally:
+        cur.close()
+    return statements
+
+
+def _python_codec(pg_encoding: str) -> str:
+    """The Python codec for a PostgreSQL client encoding (psycopg2's own table)."""
+    import psycopg2.extensions
+
+    return str(psycopg2.extensions.encodings.get(pg_encoding, "utf-8"))
+
+
+def send_together(conn: Connection, statements: list[bytes]) -> None:
+    """Several statements in one round trip, inside the connection's transaction."""
+    if not statements:
+        return
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cur: Any = raw.cursor()
+    try:
+        cur.execute(b";\n".join(statements))
+    finally:
+        cur.close()
+
+
 def executemany(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     for _, group in by_columns(rows):
         conn.execute(insert(table), group)

@@ -29,7 +29,16 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import Dialect
 
-from ledbelly.db.bulk import RenderedRows, copy_rendered, copy_rows, inserter_for, render_ahead
+from ledbelly.db.bulk import (
+    SMALL_TABLE_ROWS,
+    RenderedRows,
+    copy_rendered,
+    copy_rows,
+    insert_values,
+    inserter_for,
+    render_ahead,
+    send_together,
+)
 from ledbelly.db.errors import classify_db_error
 from ledbelly.db.live import LiveTables
 from ledbelly.db.tables import DEAD_LETTERS, LEDGER
@@ -280,13 +289,17 @@ class Sink:
             row["attempts"] = tried.get(o.message.message_id, 0) + 1
             row["last_attempt_at"] = now
             by_table[UNKNOWN_TABLE if o.kind == Kind.UNKNOWN else DEAD_LETTERS].append(row)
+        together: list[bytes] = []  # small tables' INSERTs, sent in one round trip
         for name, rows in by_table.items():
             table = self.tables.table_by_name(name)
             ahead = prepared.get(name) if prepared else None
             if ahead is not None and ahead.matches(table, rows):
                 copy_rendered(conn, ahead)
+            elif self._bulk is copy_rows and len(rows) < SMALL_TABLE_ROWS:
+                together.extend(insert_values(conn, table, rows))
             else:
                 self.insert_rows(conn, table, rows)
+        send_together(conn, together)
 
     def insert_rows(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         """One bulk insert per table (COPY on PostgreSQL); rows of one table share keys."""
