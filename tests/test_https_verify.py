@@ -43,7 +43,15 @@ def signed(header: dict[str, Any], claims: Any, raw_claims: bytes | None = None)
 
 def claims(**extra: Any) -> dict[str, Any]:
     now = int(time.time())
-    return {"iss": ISSUER, "iat": now, "exp": now + 300, "metadata": {"event_name": "x"}, **extra}
+    # A day ahead: the tokens are made when the suite is collected, and a full run that
+    # reaches this file many minutes later must still find them good.
+    return {
+        "iss": ISSUER,
+        "iat": now,
+        "exp": now + 86_400,
+        "metadata": {"event_name": "x"},
+        **extra,
+    }
 
 
 HEADER = {"alg": "RS256", "kid": "k1", "typ": "JWT"}
@@ -71,7 +79,7 @@ TOKENS: dict[str, str] = {
     "good": GOOD,
     "good, a padded signature": with_segment(GOOD, 2, pad),
     "good, a claim past 64 bits": signed(HEADER, claims(big=2**70)),
-    "good, exp as a numeric string": signed(HEADER, claims(exp=str(int(time.time()) + 300))),
+    "good, exp as a numeric string": signed(HEADER, claims(exp=str(int(time.time()) + 86_400))),
     "tampered claims": with_segment(GOOD, 1, lambda s: b64(b'{"iss": "x"}')),
     "a non-canonical signature": with_segment(GOOD, 2, other_last_char),
     "a non-canonical header": with_segment(GOOD, 0, other_last_char),
