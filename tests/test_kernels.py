@@ -321,3 +321,14 @@ def test_no_kernel_is_older_than_its_source() -> None:
         built = Path(str(_kernel(name).__file__))
         source = Path(kernels.__file__).with_name(f"_{name}.pyx")
         assert built.stat().st_mtime >= source.stat().st_mtime, f"{built.name} is stale"
+
+
+def test_exact_rendering_refuses_rows_whose_columns_differ() -> None:
+    render = _kernel("copy").render_rows
+    columns, is_time = ("a", "b"), (False, False)
+    same = [{"a": 1, "b": "x"}, {"b": "y", "a": 2}]  # the same columns in another order
+    assert render(same, columns, is_time, bulk.copy_line_slow, True, True) == b"1\tx\n2\ty\n"
+    for other in ({"a": 1}, {"a": 1, "b": 2, "c": 3}, {"a": 1, "c": 3}):
+        assert render([same[0], other], columns, is_time, bulk.copy_line_slow, True, True) is None
+    with pytest.raises(KeyError):
+        render([{"a": 1}], columns, is_time, bulk.copy_line_slow)

@@ -226,7 +226,16 @@ class RenderedRows:
 
 def render_ahead(table: Table, rows: list[dict[str, Any]]) -> RenderedRows | None:
     """``rows`` as COPY text now, or None if they do not share one column list."""
-    groups = by_columns(rows) if rows else []
+    if not rows:
+        return None
+    if _KERNEL is not None:  # checks the rows' columns as it renders them
+        columns = tuple(rows[0])
+        times = time_columns(table, columns)
+        payload = _KERNEL.render_rows(
+            rows, columns, tuple(c in times for c in columns), copy_line_slow, True, True
+        )
+        return None if payload is None else RenderedRows(table, rows, columns, payload)
+    groups = by_columns(rows)
     if len(groups) != 1:
         return None
     columns = groups[0][0]

@@ -14,6 +14,8 @@ renderer makes it, and the database's driver then refuses it as it refuses the o
 """
 
 from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.object cimport PyObject
+from cpython.dict cimport PyDict_GetItem
 from cpython.datetime cimport (
     import_datetime,
     datetime_year,
@@ -204,11 +206,14 @@ cdef str _wide_line(tuple values, tuple is_time, object slow):
     return "\t".join(texts) + "\n"
 
 
-def render_rows(list rows, tuple columns, tuple is_time, slow, bint utf8=False):
+def render_rows(list rows, tuple columns, tuple is_time, slow, bint utf8=False,
+                bint exact=False):
     """Every row of ``rows`` as one COPY line, columns in order; ``is_time[i]`` tells
     whether column i is a time column and ``slow`` is the value-by-value line builder.
 
-    Text, or with ``utf8`` its UTF-8 bytes (text still, if a line has no UTF-8 form)."""
+    Text, or with ``utf8`` its UTF-8 bytes (text still, if a line has no UTF-8 form).
+    With ``exact``, None unless every row has exactly ``columns`` as its keys (the
+    caller then groups the rows by their columns first)."""
     cdef Buffer b
     b.data, b.size, b.capacity = NULL, 0, 0
     cdef list chunks = []
@@ -216,12 +221,20 @@ def render_rows(list rows, tuple columns, tuple is_time, slow, bint utf8=False):
     cdef Py_ssize_t i, start
     cdef dict row
     cdef int state
+    cdef PyObject* found
     try:
         for row in rows:
+            if exact and len(row) != ncols:
+                return None
             start = b.size
             state = CLEAN
             for i in range(ncols):
-                state = _put_value(&b, row[columns[i]], is_time[i] is True)
+                found = PyDict_GetItem(row, columns[i])
+                if found == NULL:
+                    if exact:
+                        return None
+                    raise KeyError(columns[i])
+                state = _put_value(&b, <object>found, is_time[i] is True)
                 if state != CLEAN:
                     break
                 _put_char(&b, 9 if i < ncols - 1 else 10)
