@@ -67,15 +67,14 @@ class LiveTables:
     def _add_system_columns(self, conn: Connection, existing: set[str]) -> None:
         """Columns a newer ledbelly added to its own tables (replay's ``attempts``), added
         to an older database's: they are nullable, and nothing else writes these tables."""
-        from ledbelly.db.evolve import add_column_statement
-
-        insp = inspect(conn)
-        for table in self.system.values():
-            if table.name not in existing:
-                continue
-            have = {c["name"].lower() for c in insp.get_columns(table.name)}
+        present = [t for t in self.system.values() if t.name in existing]
+        found = _column_names(conn, [t.name for t in present])  # one query, not one a table
+        for table in present:
+            have = {name.lower() for name in found.get(table.name, ())}
             for column in table.columns:
                 if column.name.lower() not in have:
+                    from ledbelly.db.evolve import add_column_statement  # seldom needed
+
                     conn.exec_driver_sql(add_column_statement(table, column, conn.dialect))
                     log.info("added column %s.%s for this ledbelly", table.name, column.name)
         conn.commit()
@@ -196,8 +195,11 @@ class LiveTables:
 # Column names only, from the catalog views: SQLAlchemy's reflection also reads types,
 # defaults and comments, which took 0.16 s for ledbelly's 138 tables on PostgreSQL.
 _COLUMN_NAMES_SQL = {
-    "postgresql": "SELECT table_name, column_name FROM information_schema.columns "
-    "WHERE table_schema = current_schema()",
+    # pg_catalog, not information_schema's view over it: 6 ms instead of 18-36 ms here
+    "postgresql": "SELECT c.relname, a.attname FROM pg_attribute a "
+    "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+    "AND a.attnum > 0 AND NOT a.attisdropped",
     "mysql": "SELECT table_name, column_name FROM information_schema.columns "
     "WHERE table_schema = DATABASE()",
 }
