@@ -16,6 +16,9 @@ cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object o)
     void* PyUnicode_DATA(object o)
     Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    int PyUnicode_KIND(object o)
+    Py_UCS4 PyUnicode_READ(int kind, void* data, Py_ssize_t index)
+    dict _PyDict_NewPresized(Py_ssize_t size)
 
 # Slot kinds, as rows.kernel_spec names them.
 cdef enum:
@@ -34,6 +37,7 @@ cdef class _Slot:
     cdef object slot
     cdef object coerce
     cdef int kind
+    cdef bint in_chars  # the database counts the column's size in characters
     cdef Py_ssize_t size
 
 
@@ -45,6 +49,26 @@ cdef inline bint _clean_ascii(object v, Py_ssize_t size):
     if size >= 0 and n > size:
         return False
     return memchr(PyUnicode_DATA(v), 0, n) == NULL
+
+
+cdef bint _clean_wide(object v, Py_ssize_t size):
+    """A non-ASCII str without NUL or lone surrogates of at most ``size`` characters:
+    what ``text_of`` and a fit counted in characters leave as it is."""
+    if type(v) is not str:
+        return False
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(v), i
+    if size >= 0 and n > size:
+        return False
+    cdef int kind = PyUnicode_KIND(v)
+    cdef void* data = PyUnicode_DATA(v)
+    cdef Py_UCS4 c
+    if kind == 1:  # Latin-1: no surrogates possible
+        return memchr(data, 0, n) == NULL
+    for i in range(n):
+        c = PyUnicode_READ(kind, data, i)
+        if c == 0 or 0xD800 <= c <= 0xDFFF:
+            return False
+    return True
 
 
 cdef inline object _digits(object v, Py_ssize_t most):
@@ -163,11 +187,12 @@ cdef class Builder:
             s = _Slot()
             s.column, s.source, s.slot, s.kind = column, source, slot, kind
             s.coerce = slot.coerce
+            s.in_chars = slot.unit == "chars"
             s.size = -1 if size is None else size
             self._slots.append(s)
 
     def __call__(self, dict flat, list issues, lead=None):
-        cdef dict row = {}
+        cdef dict row = _PyDict_NewPresized(len(self._slots))
         cdef _Slot s
         cdef PyObject* found
         cdef object v, n
@@ -182,7 +207,9 @@ cdef class Builder:
             v = <object>found
             if v is not None:
                 if s.kind == TEXT:
-                    if not _clean_ascii(v, s.size):
+                    if not _clean_ascii(v, s.size) and not (
+                        s.in_chars and _clean_wide(v, s.size)
+                    ):
                         v = self._convert(s.slot, v, issues)
                 elif s.kind == INT64:
                     n = _digits(v, 18)
