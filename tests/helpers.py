@@ -17,6 +17,7 @@ from ledbelly.ingest.consume import ingest
 from ledbelly.message import Message
 from ledbelly.ops.stats import Stats
 from ledbelly.pipeline import Pipeline
+from ledbelly.schema.model import ColumnDef, TableDef
 from ledbelly.sources.files import IterSource
 
 
@@ -120,3 +121,24 @@ class SlowSink:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sink, name)
+
+
+# One column of each kind the row builders treat apart: the property tests build rows
+# for it with every builder and compare them.
+BUILDER_TABLE = TableDef(
+    "live_props",
+    "canvas",
+    (
+        ColumnDef("id", "bigint", primary_key=True),
+        ColumnDef("a_id", "bigint", source="body.a_id"),
+        ColumnDef("n", "int", source="body.n"),
+        ColumnDef("short", "string", size=8, source="body.short"),
+        ColumnDef("wide", "string", size=6, multibyte=True, source="body.wide"),
+        ColumnDef("note", "text", source="body.note"),
+        ColumnDef("score", "float", source="body.score"),
+        ColumnDef("flag", "boolean", source="body.flag"),
+        ColumnDef("at", "datetime", source="body.at"),
+        ColumnDef("who", "string", size=255, source="body.who"),
+        ColumnDef("who_canvas_id", "bigint", source="body.who", urn_id=True),
+    ),
+)

@@ -23,11 +23,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, inspect, text
 
-from helpers import fixture_line, simulated
+from helpers import BUILDER_TABLE, fixture_line, simulated
 from ledbelly import kernels
 from ledbelly.cli import main
 from ledbelly.db import bulk
-from ledbelly.schema.model import ColumnDef, TableDef
 from ledbelly.transform import rows as rows_mod
 from ledbelly.transform.coerce import _parse_time, canvas_id_of_urn
 
@@ -91,7 +90,7 @@ def _both_flatteners(
     compiled_out: dict[str, Any] = {}
     pure_out: dict[str, Any] = {}
     compiled_collided = getattr(fast, method)(doc, prefix, compiled_out, keep)
-    pure_collided = flat_mod._raises(pure, doc, prefix, pure_out, keep)
+    pure_collided = flat_mod._collides(None, pure, doc, prefix, pure_out, keep)
     assert compiled_collided == pure_collided
     if not pure_collided:  # after a collision the caller starts again on the slow path
         assert list(compiled_out.items()) == list(pure_out.items())
@@ -114,23 +113,6 @@ def test_caliper_flattener_matches_its_twin(
 
 # ----- rows -----------------------------------------------------------------------------
 
-_TABLE = TableDef(
-    "live_kernel_props",
-    "canvas",
-    (
-        ColumnDef("id", "bigint", primary_key=True),
-        ColumnDef("a_id", "bigint", source="body.a_id"),
-        ColumnDef("n", "int", source="body.n"),
-        ColumnDef("short", "string", size=8, source="body.short"),
-        ColumnDef("wide", "string", size=6, multibyte=True, source="body.wide"),
-        ColumnDef("note", "text", source="body.note"),
-        ColumnDef("score", "float", source="body.score"),
-        ColumnDef("flag", "boolean", source="body.flag"),
-        ColumnDef("at", "datetime", source="body.at"),
-        ColumnDef("who", "string", size=255, source="body.who"),
-        ColumnDef("who_canvas_id", "bigint", source="body.who", urn_id=True),
-    ),
-)
 _times = st.datetimes(
     min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31), timezones=st.none()
 )
@@ -177,11 +159,11 @@ _values = (
 
 
 @given(
-    st.dictionaries(st.sampled_from([f"body.{c.name}" for c in _TABLE.columns]), _values),
+    st.dictionaries(st.sampled_from([f"body.{c.name}" for c in BUILDER_TABLE.columns]), _values),
     st.sampled_from(["postgresql", "mssql"]),
 )
 def test_row_builder_matches_the_generated_one(flat: dict[str, Any], dialect: str) -> None:
-    plan = rows_mod.RowPlan(_TABLE, dialect, None)
+    plan = rows_mod.RowPlan(BUILDER_TABLE, dialect, None)
     pure_issues: list[Any] = []
     compiled_issues: list[Any] = []
     pure = rows_mod._compile(plan.slots)(flat, pure_issues)
@@ -192,7 +174,7 @@ def test_row_builder_matches_the_generated_one(flat: dict[str, Any], dialect: st
 
 
 def test_a_follower_reuses_the_leaders_values_as_the_generated_one_does() -> None:
-    plan = rows_mod.RowPlan(_TABLE, "postgresql", None)
+    plan = rows_mod.RowPlan(BUILDER_TABLE, "postgresql", None)
     reuse = {0: "a_id", 2: "short"}  # slots: the data columns, id left out
     lead = {"a_id": 5, "short": "abc"}
     flat = {"body.a_id": "99", "body.short": "zzz", "body.n": "4"}
@@ -216,7 +198,7 @@ def test_canvas_time_form_reads_as_the_general_parser_reads_it(value: str) -> No
 
 @given(st.integers(min_value=0, max_value=2**70), st.sampled_from(["user", "course", ""]))
 def test_urn_ids_as_the_pure_function_reads_them(n: int, kind: str) -> None:
-    plan = rows_mod.RowPlan(_TABLE, "postgresql", None)
+    plan = rows_mod.RowPlan(BUILDER_TABLE, "postgresql", None)
     build = rows_mod.compiled_builder(_kernel("rows"), plan.slots)
     urn = f"urn:instructure:canvas:{kind}:{n}" if kind else f"urn:instructure:canvas:{n}"
     assert build({"body.who": urn}, [])["who_canvas_id"] == canvas_id_of_urn(urn)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from helpers import BUILDER_TABLE
 from ledbelly.parsers.flatten import caliper_segment, flatten_caliper, flatten_canvas
-from ledbelly.schema.model import ColumnDef, TableDef
 from ledbelly.transform import rows as rows_module
 from ledbelly.transform.coerce import (
     BIGINT_MAX,
@@ -239,21 +239,6 @@ def test_local_time_matches_zoneinfo(dt: datetime, zone_name: str) -> None:
 
 # ----- row building: the compiled builder and the general loop make the same row -------
 
-_BUILD_TABLE = TableDef(
-    "live_props",
-    "canvas",
-    (
-        ColumnDef("id", "bigint", primary_key=True),
-        ColumnDef("a_id", "bigint", source="body.a_id"),
-        ColumnDef("n", "int", source="body.n"),
-        ColumnDef("short", "string", size=8, source="body.short"),
-        ColumnDef("wide", "string", size=6, multibyte=True, source="body.wide"),
-        ColumnDef("note", "text", source="body.note"),
-        ColumnDef("score", "float", source="body.score"),
-        ColumnDef("flag", "boolean", source="body.flag"),
-        ColumnDef("at", "datetime", source="body.at"),
-    ),
-)
 _build_values = (
     scalars
     | st.sampled_from(
@@ -266,12 +251,12 @@ _build_values = (
 
 @given(
     st.dictionaries(
-        st.sampled_from([f"body.{c.name}" for c in _BUILD_TABLE.columns]), _build_values
+        st.sampled_from([f"body.{c.name}" for c in BUILDER_TABLE.columns]), _build_values
     ),
     st.sampled_from(["postgresql", "mssql"]),
 )
 def test_compiled_row_builder_matches_the_general_loop(flat: dict[str, Any], dialect: str) -> None:
-    plan = RowPlan(_BUILD_TABLE, dialect, None)
+    plan = RowPlan(BUILDER_TABLE, dialect, None)
     generic_issues: list[Any] = []
     compiled_issues: list[Any] = []
     generic = _build_generic(plan.slots, None, flat, generic_issues, None)
@@ -282,7 +267,7 @@ def test_compiled_row_builder_matches_the_general_loop(flat: dict[str, Any], dia
 
 def test_a_table_gets_its_compiled_builder_once_hot(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rows_module, "_KERNEL", None)  # the pure-Python path compiles lazily
-    plan = RowPlan(_BUILD_TABLE, "postgresql", None)
+    plan = RowPlan(BUILDER_TABLE, "postgresql", None)
     cold = plan._build
     now = datetime(2026, 1, 1)
     rows = [

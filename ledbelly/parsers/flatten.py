@@ -76,12 +76,7 @@ def flatten_canvas(
     descended into, so a ``json: true`` column gets the whole object. Colliding keys
     keep one value (see ``Collision``), and each collision is added to ``collisions``.
     """
-    fast = _FAST_CANVAS
-    if not (
-        _raises(_canvas_fast, obj, prefix, out, keep)
-        if fast is None
-        else fast(obj, prefix, out, keep)
-    ):
+    if not _collides(_FAST_CANVAS, _canvas_fast, obj, prefix, out, keep):
         return
     leaves: _Leaves = {}
     _canvas_slow(obj, prefix, (), keep, leaves)
@@ -90,17 +85,20 @@ def flatten_canvas(
     _report(leaves, raw, lambda p: prefix + ".".join(p), collisions)
 
 
-def _raises(
-    fast: Callable[..., None],
+def _collides(
+    compiled: Callable[..., bool] | None,
+    pure: Callable[..., None],
     obj: dict[str, Any],
     prefix: str,
     out: dict[str, Any],
     keep: frozenset[str],
 ) -> bool:
-    """Run a pure-Python fast flattener; True if two paths met at one key, as the
-    compiled ones answer."""
+    """Run a fast flattener, the compiled one if it is built; True if two payload paths
+    met at one key (the pure one raises ``_Collided``; the compiled one answers)."""
+    if compiled is not None:
+        return bool(compiled(obj, prefix, out, keep))
     try:
-        fast(obj, prefix, out, keep)
+        pure(obj, prefix, out, keep)
     except _Collided:
         return True
     return False
@@ -187,12 +185,7 @@ def flatten_caliper(
     Colliding keys keep one value (see ``Collision``), each collision added to
     ``collisions``.
     """
-    fast = _FAST_CALIPER
-    if not (
-        _raises(_caliper_fast, obj, prefix, out, keep)
-        if fast is None
-        else fast(obj, prefix, out, keep)
-    ):
+    if not _collides(_FAST_CALIPER, _caliper_fast, obj, prefix, out, keep):
         return
     leaves: _Leaves = {}
     _caliper_slow(obj, prefix, (), keep, leaves)
