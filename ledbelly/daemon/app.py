@@ -18,7 +18,7 @@ from ledbelly.errors import ConfigError
 from ledbelly.ops.metrics import Health, Metrics, MetricsServer
 from ledbelly.ops.notify import Notifier
 from ledbelly.ops.status import StatusLine, is_tty
-from ledbelly.ops.tuning import tune_gc
+from ledbelly.ops.tuning import tune_gc, tune_threads
 from ledbelly.pipeline import Pipeline, PipelineSettings
 from ledbelly.sources.sqs import SqsSource, sqs_client
 
@@ -173,6 +173,7 @@ def run_daemon(daemon: Daemon, settings: DaemonSettings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     tune_gc()
+    tune_threads()
     try:
         daemon.start()
         clean = daemon.wait()
