@@ -12,7 +12,8 @@ from __future__ import annotations
 import io
 import operator
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
@@ -155,25 +156,48 @@ def time_columns(table: Table, columns: tuple[str, ...]) -> frozenset[str]:
     return frozenset(c for c in columns if c in table.c and isinstance(table.c[c].type, DateTime))
 
 
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """What a table and a column list need, built once: the COPY statement, the head and
+    row placeholders of ``INSERT ... VALUES``, and which columns are datetimes."""
+
+    copy: str
+    insert_head: str
+    row_slots: str
+    times: frozenset[str]
+
+
 # Per Table object, dropped with it: a table rebuilt after evolution gets its own entry.
-_COPY_SQL: weakref.WeakKeyDictionary[Table, dict[tuple[str, ...], tuple[str, frozenset[str]]]] = (
+_STATEMENTS: weakref.WeakKeyDictionary[Table, dict[tuple[str, ...], _Statements]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _copy_sql(
-    conn: Connection, table: Table, columns: tuple[str, ...]
-) -> tuple[str, frozenset[str]]:
-    by_columns = _COPY_SQL.setdefault(table, {})
+def _statements(conn: Connection, table: Table, columns: tuple[str, ...]) -> _Statements:
+    by_columns = _STATEMENTS.setdefault(table, {})
     found = by_columns.get(columns)
     if found is None:
         prep = conn.dialect.identifier_preparer
         names = ", ".join(prep.quote(table.c[c].name if c in table.c else c) for c in columns)
-        found = by_columns[columns] = (
-            f"COPY {prep.format_table(table)} ({names}) FROM STDIN",
-            time_columns(table, columns),
+        found = by_columns[columns] = _Statements(
+            copy=f"COPY {prep.format_table(table)} ({names}) FROM STDIN",
+            insert_head=f"INSERT INTO {prep.format_table(table)} ({names}) VALUES ",
+            row_slots="(" + ", ".join(["%s"] * len(columns)) + ")",
+            times=time_columns(table, columns),
         )
     return found
+
+
+@contextmanager
+def _raw_cursor(conn: Connection) -> Iterator[Any]:
+    """A DBAPI cursor on the connection's own transaction, closed after use."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cur: Any = raw.cursor()
+    try:
+        yield cur
+    finally:
+        cur.close()
 
 
 def by_columns(rows: list[dict[str, Any]]) -> list[tuple[tuple[str, ...], list[dict[str, Any]]]]:
@@ -194,15 +218,10 @@ def by_columns(rows: list[dict[str, Any]]) -> list[tuple[tuple[str, ...], list[d
 
 def copy_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """``COPY table (columns) FROM STDIN`` through the connection's own transaction."""
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    cur: Any = raw.cursor()
-    try:
+    with _raw_cursor(conn) as cur:
         for columns, group in by_columns(rows):
-            sql, times = _copy_sql(conn, table, columns)
-            _send(cur, sql, copy_payload(group, list(columns), times))
-    finally:
-        cur.close()
+            st = _statements(conn, table, columns)
+            _send(cur, st.copy, copy_payload(group, list(columns), st.times))
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,14 +264,8 @@ def render_ahead(table: Table, rows: list[dict[str, Any]]) -> RenderedRows | Non
 
 def copy_rendered(conn: Connection, rendered: RenderedRows) -> None:
     """``COPY`` of text ``render_ahead`` made, through the connection's own transaction."""
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    cur: Any = raw.cursor()
-    try:
-        sql, _ = _copy_sql(conn, rendered.table, rendered.columns)
-        _send(cur, sql, rendered.text)
-    finally:
-        cur.close()
+    with _raw_cursor(conn) as cur:
+        _send(cur, _statements(conn, rendered.table, rendered.columns).copy, rendered.text)
 
 
 def _send(cur: Any, sql: str, payload: str | bytes) -> None:
@@ -280,21 +293,16 @@ SMALL_TABLE_ROWS = 64
 
 def insert_values(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[bytes]:
     """``INSERT ... VALUES`` statements for ``rows``, every value quoted by psycopg2
-    (``mogrify``, the driver's own escaping); to be sent together by ``send_together``."""
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    cur: Any = raw.cursor()
-    prep = conn.dialect.identifier_preparer
+    (``mogrify``, the driver's own escaping, one call per statement); to be sent
+    together by ``send_together``."""
     statements = []
-    try:
+    with _raw_cursor(conn) as cur:
+        codec = _python_codec(cur.connection.encoding)
         for columns, group in by_columns(rows):
-            names = ", ".join(prep.quote(table.c[c].name if c in table.c else c) for c in columns)
-            head = f"INSERT INTO {prep.format_table(table)} ({names}) VALUES "
-            slots = "(" + ", ".join(["%s"] * len(columns)) + ")"
-            values = b", ".join(cur.mogrify(slots, [row[c] for c in columns]) for row in group)
-            statements.append(head.encode(_python_codec(raw.encoding)) + values)
-    finally:
-        cur.close()
+            st = _statements(conn, table, columns)
+            slots = ", ".join([st.row_slots] * len(group))
+            values = cur.mogrify(slots, [row[c] for row in group for c in columns])
+            statements.append(st.insert_head.encode(codec) + values)
     return statements
 
 
@@ -309,13 +317,8 @@ def send_together(conn: Connection, statements: list[bytes]) -> None:
     """Several statements in one round trip, inside the connection's transaction."""
     if not statements:
         return
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    cur: Any = raw.cursor()
-    try:
+    with _raw_cursor(conn) as cur:
         cur.execute(b";\n".join(statements))
-    finally:
-        cur.close()
 
 
 def executemany(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
