@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, MetaData, Table, inspect
 from sqlalchemy import exc as sa_exc
@@ -19,6 +21,28 @@ from ledbelly.errors import PermanentError
 from ledbelly.schema.model import Catalog, TableDef
 
 log = logging.getLogger(__name__)
+
+# One number for every ledbelly process: PostgreSQL's advisory locks are keyed by bigint.
+DDL_LOCK_KEY = int.from_bytes(b"ledbelly", "big") >> 1
+
+
+@contextmanager
+def ddl_lock(conn: Connection) -> Iterator[None]:
+    """Processes starting together on an empty database take turns creating tables: two
+    CREATE TABLEs of one name at once fail (PostgreSQL: on its catalog's ``pg_type``
+    index, MySQL: "already exists"). PostgreSQL holds the lock until the transaction
+    ends; MySQL's named lock is released here. SQLite locks the whole file anyway."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({DDL_LOCK_KEY})")
+        yield
+    elif conn.dialect.name in ("mysql", "mariadb"):
+        conn.exec_driver_sql("SELECT GET_LOCK('ledbelly_ddl', 120)")
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql("SELECT RELEASE_LOCK('ledbelly_ddl')")
+    else:
+        yield
 
 
 class LiveTables:
@@ -52,9 +76,10 @@ class LiveTables:
                             f"tables {names} are missing; run with --create-missing or apply "
                             "'ledbelly create-tables' first"
                         )
-                    for t in missing_system:
-                        t.create(conn, checkfirst=True)
-                    conn.commit()
+                    with ddl_lock(conn):
+                        for t in missing_system:
+                            t.create(conn, checkfirst=True)
+                        conn.commit()
                 self._add_system_columns(conn, existing)
         except sa_exc.SQLAlchemyError as exc:
             raise classify_db_error(exc) from exc
@@ -113,8 +138,8 @@ class LiveTables:
         """Create every catalog table the database lacks, in one pass; how many it made."""
         created = 0
         try:
-            with self.engine.begin() as conn:
-                existing = set(inspect(conn).get_table_names())
+            with self.engine.begin() as conn, ddl_lock(conn):
+                existing = set(inspect(conn).get_table_names())  # as the lock found them
                 for t in self.catalog:
                     if self.db_name(t) not in existing:
                         self.sa_table(t).create(conn)
