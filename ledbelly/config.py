@@ -61,6 +61,7 @@ CANVAS_JWKS_URL = "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/j
 CANVAS_TIMEOUT = 15.0  # Canvas gives up on a delivery after this long without an answer
 _HTTPS_KEYS = {
     "listen",
+    "reuse_port",
     "path",
     "require_signature",
     "jwks_url",
@@ -129,6 +130,7 @@ class HttpsSettings:
     jwks_timeout: float = 5.0
     leeway: float = 60.0
     max_pending: int = 1000
+    reuse_port: bool = False  # several processes on one host share the port (SO_REUSEPORT)
 
     @property
     def listen(self) -> str:
@@ -321,6 +323,9 @@ def https_settings_from_dict(doc: Any) -> HttpsSettings:
     tls_cert, tls_key = _file(doc, "tls_cert"), _file(doc, "tls_key")
     if (tls_cert is None) != (tls_key is None):
         raise ConfigError("https.tls_cert and https.tls_key go together")
+    reuse_port = doc.get("reuse_port", False)
+    if not isinstance(reuse_port, bool):
+        raise ConfigError(f"https.reuse_port must be true or false, got {reuse_port!r}")
     return HttpsSettings(
         host=host,
         port=port,
@@ -338,6 +343,7 @@ def https_settings_from_dict(doc: Any) -> HttpsSettings:
         jwks_timeout=num("jwks_timeout", 5.0, 0.1, 60),
         leeway=num("leeway", 60.0, 0.0, 3600),
         max_pending=_int(section, "https.max_pending", 1000, 1, 100_000),
+        reuse_port=reuse_port,
     )
 
 
@@ -371,6 +377,12 @@ def daemon_settings_from_dict(doc: Any) -> DaemonSettings:
     ):
         raise ConfigError(f"metrics_port must be a port number, got {metrics_port!r}")
     https = https_settings_from_dict(doc["https"]) if "https" in doc else None
+    if https is not None and https.reuse_port and metrics_port == https.port:
+        raise ConfigError(
+            "https.reuse_port: the processes sharing the port would each answer /metrics "
+            "there, so a scrape would see one of them at random; give each its own "
+            "metrics_port (ledbelly run --metrics-port)"
+        )
     if https is None and "queues" not in doc:
         raise ConfigError("give queues (SQS), an https section (Canvas's HTTPS delivery), or both")
     queues = _queues(doc, concurrency, wait, visibility) if "queues" in doc else ()
@@ -425,8 +437,12 @@ def read_yaml(path: Path) -> Any:
         ) from None
 
 
-def load_daemon_settings(path: Path) -> DaemonSettings:
+def load_daemon_settings(path: Path, metrics_port: int | None = None) -> DaemonSettings:
+    """The run configuration at ``path``; ``metrics_port`` (the command line's) overrides
+    the file's, so processes sharing one file can each have their own."""
     doc = read_yaml(path)
+    if metrics_port is not None and isinstance(doc, dict):
+        doc = {**doc, "metrics_port": metrics_port}
     try:
         settings = daemon_settings_from_dict(doc)
     except ConfigError as exc:

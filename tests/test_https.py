@@ -40,6 +40,7 @@ from conftest import PG_ADMIN, ROOT, TEST_DB, canvas_event, engine_for, fresh_da
 from ledbelly.config import HttpsSettings, https_settings_from_dict, load_daemon_settings
 from ledbelly.daemon.worker import Binding, Daemon, WorkerOptions
 from ledbelly.db.engine import normalize_url
+from ledbelly.demo import free_port
 from ledbelly.errors import ConfigError
 from ledbelly.ops.metrics import Metrics
 from ledbelly.sources.https import HttpsSource
@@ -574,6 +575,11 @@ def test_https_example_documents_every_key_and_loads() -> None:
         ({"https": {"max_body_bytes": 10}}, "https.max_body_bytes must be"),
         ({"https": {"bogus": 1}}, "unknown https settings ['bogus']"),
         ({"https": {"path": "no-slash"}}, "https.path must be a URL path"),
+        ({"https": {"reuse_port": "yes"}}, "https.reuse_port must be true or false"),
+        (
+            {"https": {"listen": "127.0.0.1:8443", "reuse_port": True}, "metrics_port": 8443},
+            "give each its own metrics_port",
+        ),
     ],
 )
 def test_bad_https_settings_say_what_is_wrong(doc: dict[str, Any], message: str) -> None:
@@ -683,7 +689,7 @@ def test_a_database_outage_gets_503_and_retries_store_once(
 class Daemonized:
     """``ledbelly run`` as a child process; its log lines are read as they come."""
 
-    def __init__(self, config: Path, url: str, log_dir: Path) -> None:
+    def __init__(self, config: Path, url: str, log_dir: Path, *options: str) -> None:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -697,6 +703,7 @@ class Daemonized:
                 "--create-missing",
                 "--log-dir",
                 str(log_dir),
+                *options,
             ],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
@@ -829,3 +836,39 @@ def test_two_instances_behind_one_balancer_keep_rows_exactly_once(
     assert left.scalar("SELECT COUNT(*) FROM live_asset_accessed") == 20
     assert left.scalar("SELECT COUNT(*) FROM ledbelly_messages") == 20
     assert left.scalar("SELECT COUNT(*) FROM ledbelly_dead_letters") == 0
+
+
+def test_processes_sharing_one_port_split_the_deliveries_and_keep_rows_once(
+    tmp_path: Path, jwks: JwksServer, keys: Keys
+) -> None:
+    """Two ``ledbelly run`` with one configuration (``reuse_port: true``) and a metrics
+    port each: the kernel spreads new connections over both, each commits a share, and
+    an event delivered twice (to either) is one row."""
+    url = fresh_database_url("postgresql", tmp_path)
+    port = free_port()
+    config = tmp_path / "https.yml"
+    config.write_text(
+        f"https:\n  listen: 127.0.0.1:{port}\n  jwks_url: {jwks.url}\n  reuse_port: true\n"
+        "max_batch_wait: 0.2\nlog_level: INFO\n"
+    )
+    metrics = [free_port(), free_port()]
+    daemons = [
+        Daemonized(config, url, tmp_path / f"log{i}", "--metrics-port", str(m))
+        for i, m in enumerate(metrics)
+    ]
+    try:
+        for d in daemons:
+            d.expect(rf"HTTPS intake on http://127\.0\.0\.1:{port}/live-events")
+        events = [canvas_event(asset_id=str(21070000000000300 + n)) for n in range(60)]
+        tokens = [keys.sign(e) for e in events]
+        post = f"http://127.0.0.1:{port}/live-events"
+        with ThreadPoolExecutor(max_workers=8) as pool:  # a new connection per POST
+            answers = list(pool.map(lambda t: httpx.post(post, content=t, timeout=20), tokens * 2))
+        assert [a.status_code for a in answers] == [200] * 120
+        answered = [_metric(m, "ledbelly_https_commit_seconds_count") for m in metrics]
+        assert sum(answered) == 120 and min(answered) > 0, answered
+        assert scalar_of(url, "SELECT COUNT(*) FROM live_asset_accessed") == 60
+        assert scalar_of(url, "SELECT COUNT(*) FROM ledbelly_messages") == 60
+    finally:
+        for d in daemons:
+            d.close()

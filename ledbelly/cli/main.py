@@ -199,6 +199,13 @@ def simulate(count: int, seed: int, fmt: str) -> None:
     default=None,
     help="Where truncation, undefined-field, error and recovery logs go [default: log].",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve /metrics and /healthz on this port, overriding metrics_port: one each "
+    "for processes that share a configuration (https.reuse_port).",
+)
 @schemas_option
 @reports_errors
 def run(
@@ -207,6 +214,7 @@ def run(
     db_url: str | None,
     create_missing: bool | None,
     log_dir: Path | None,
+    metrics_port: int | None,
     schema_dir: Path | None,
 ) -> None:
     """Consume SQS queues, Canvas's HTTPS posts, or both, until SIGTERM or SIGINT.
@@ -220,7 +228,7 @@ def run(
     from ledbelly.daemon.app import build_daemon, run_daemon
     from ledbelly.ops.logsetup import configure_logging
 
-    settings = load_daemon_settings(config_path)
+    settings = load_daemon_settings(config_path, metrics_port)
     configure_logging(settings.log_format, settings.log_level, settings.log_file)
     database = database_file or settings.database
     url = resolve_url(db_url, database)

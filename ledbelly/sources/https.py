@@ -162,6 +162,11 @@ class HttpsSource:
         # Nagle on, a keep-alive client's delayed ACK held each answer's body ~40 ms.
         sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if s.reuse_port:  # the kernel spreads new connections over every process bound
+            if not hasattr(socket, "SO_REUSEPORT"):
+                sock.close()
+                raise ConfigError("https.reuse_port: this system has no SO_REUSEPORT")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             sock.bind((s.host, s.port))
         except OSError as exc:
