@@ -4,7 +4,8 @@
 Signed events per second into PostgreSQL with ``--clients`` concurrent clients, each
 POST timed until its 2xx (which comes only after the event's commit), beside
 ``ledbelly ingest`` of the same events into the same server in the same run. The daemon
-is ``ledbelly run`` in a child process with an ``https:`` section; the load generator
+is ``ledbelly run`` with an ``https:`` section, as ``--instances`` child processes
+sharing the port (``reuse_port``; 2 by default, 1 for one process); the load generator
 (httpx, asyncio, keep-alive) runs in this process on the same machine. Every figure is
 the median of ``--runs`` runs. See benchmarks/README.md.
 """
@@ -194,47 +195,77 @@ def scrape(base: str) -> dict[str, float]:
 
 
 class Daemon:
-    """``ledbelly run`` with an https: section (and /metrics on the same port), as a child."""
+    """``ledbelly run`` with an https: section, as ``instances`` children. One serves
+    /metrics on the intake's port; several share the port (``reuse_port``) and each
+    serves /metrics on a port of its own, and their counters are summed."""
 
     def __init__(
-        self, workdir: Path, jwks_url: str, issuer: str, options: Sequence[str] = ()
+        self,
+        workdir: Path,
+        jwks_url: str,
+        issuer: str,
+        options: Sequence[str] = (),
+        instances: int = 1,
     ) -> None:
         self.port = free_port()
+        shared = instances > 1
         config = workdir / "https.yml"
         config.write_text(
             f"https:\n  listen: 127.0.0.1:{self.port}\n  jwks_url: {jwks_url}\n"
             f"  issuer: {issuer}\n  max_pending: 5000\n"
-            f"metrics_port: {self.port}\nlog_level: WARNING\n" + "".join(f"{o}\n" for o in options)
+            + ("  reuse_port: true\n" if shared else f"metrics_port: {self.port}\n")
+            + "log_level: WARNING\n"
+            + "".join(f"{o}\n" for o in options)
         )
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.url = self.base + "/live-events"
-        self.log = (workdir / "daemon.err").open("w")
-        self.proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "ledbelly.cli.main", "run", "-c", str(config)),
-                *("--db", PG_URL, "--log-dir", str(workdir / "log-daemon")),
-            ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-        )
+        self.url = f"http://127.0.0.1:{self.port}/live-events"
+        metrics_ports = [free_port() for _ in range(instances)] if shared else [self.port]
+        self.bases = [f"http://127.0.0.1:{p}" for p in metrics_ports]
+        self.err = workdir / "daemon.err"
+        self.log = self.err.open("w")
+        self.procs = [
+            subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "ledbelly.cli.main", "run", "-c", str(config)),
+                    *("--db", PG_URL, "--log-dir", str(workdir / f"log-daemon-{i}")),
+                    *(("--metrics-port", str(port)) if shared else ()),
+                ],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=self.log,
+            )
+            for i, port in enumerate(metrics_ports)
+        ]
         until = time.monotonic() + 60
-        while get(self.base + "/healthz")[0] != 200:
-            if self.proc.poll() is not None or time.monotonic() > until:
-                self.stop()
-                raise RuntimeError(
-                    "the daemon did not come up: " + (workdir / "daemon.err").read_text()[-2000:]
-                )
-            time.sleep(0.1)
+        for base in self.bases:
+            while get(base + "/healthz")[0] != 200:
+                if any(p.poll() is not None for p in self.procs) or time.monotonic() > until:
+                    self.stop()
+                    raise RuntimeError(
+                        "the daemon did not come up: " + self.err.read_text()[-2000:]
+                    )
+                time.sleep(0.1)
+
+    def cpu(self) -> float:
+        return sum(process_cpu(p.pid) for p in self.procs)
+
+    def scrape(self) -> dict[str, float]:
+        """Every sample of every instance's /metrics, summed by name and labels."""
+        total: dict[str, float] = collections.defaultdict(float)
+        for base in self.bases:
+            for key, value in scrape(base).items():
+                total[key] += value
+        return dict(total)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
             try:
-                self.proc.wait(timeout=60)
+                proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                proc.kill()
+                proc.wait()
         self.log.close()
 
 
@@ -252,22 +283,22 @@ def one_run(
     fresh_database(workdir)
     from ledbelly.demo import ISSUER
 
-    daemon = Daemon(workdir, jwks.url, ISSUER, args.option)
+    daemon = Daemon(workdir, jwks.url, ISSUER, args.option, args.instances)
     try:
         answers = post_all(daemon.url, warm, args.clients)
         if any(a.status != 200 for a in answers):
             statuses = collections.Counter(a.status for a in answers)
             raise RuntimeError(
                 f"warm-up answers {dict(statuses)}; the daemon said:\n"
-                + (workdir / "daemon.err").read_text()[-3000:]
+                + daemon.err.read_text()[-3000:]
             )
-        before = scrape(daemon.base)
-        cpu0, own0 = process_cpu(daemon.proc.pid), own_cpu()
+        before = daemon.scrape()
+        cpu0, own0 = daemon.cpu(), own_cpu()
         started = time.perf_counter()
         answers = post_all(daemon.url, tokens, args.clients)
         elapsed = time.perf_counter() - started
-        cpu1, own1 = process_cpu(daemon.proc.pid), own_cpu()
-        after = scrape(daemon.base)
+        cpu1, own1 = daemon.cpu(), own_cpu()
+        after = daemon.scrape()
     finally:
         daemon.stop()
     bad = [a for a in answers if a.status != 200]
@@ -338,7 +369,8 @@ def report(runs: list[Run], n: int, args: argparse.Namespace, out: Callable[[str
         med(lambda r: r.ingest),
     )
     met = rate >= TARGET_RATE and p99 < TARGET_P99
-    out(f"\nHTTPS intake -> PostgreSQL: {n} signed events, {args.clients} clients, ")
+    shape = "one process" if args.instances == 1 else f"{args.instances} processes sharing the port"
+    out(f"\nHTTPS intake ({shape}) -> PostgreSQL: {n} signed events, {args.clients} clients, ")
     out(f"median of {len(runs)} runs (the runs: {each(lambda r: r.rate, ',.0f')})\n")
     out("| what | median (runs) |")
     out("|---|---|")
@@ -353,7 +385,9 @@ def report(runs: list[Run], n: int, args: argparse.Namespace, out: Callable[[str
         f"({each(lambda r: r.ingest, ',.0f')}) |"
     )
     out(f"| HTTPS / ingest | {rate / ingest:.2f} |")
-    out(f"| daemon CPU per event | {med(lambda r: r.daemon_cpu / n) * 1e6:.0f} µs |")
+    out(
+        f"| daemon CPU per event (all processes) | {med(lambda r: r.daemon_cpu / n) * 1e6:.0f} µs |"
+    )
     out(f"| load generator CPU per event | {med(lambda r: r.client_cpu / n) * 1e6:.0f} µs |")
     out(f"| rows per committed batch (mean) | {med(lambda r: r.batch):.1f} |")
     out(
@@ -370,6 +404,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=2,
+        help="ledbelly run processes sharing the port (https.reuse_port); 1 for one process.",
+    )
     parser.add_argument(
         "--option",
         action="append",
