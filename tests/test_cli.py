@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from conftest import SCHEMAS, canvas_event, engine_for, fresh_database_url
+from conftest import ROOT, SCHEMAS, canvas_event, engine_for, fresh_database_url
 from helpers import scalar
 from ledbelly.cli import main
 from ledbelly.cli.options import EXIT_CONFIG, EXIT_DATABASE, EXIT_SOURCE
@@ -246,3 +246,25 @@ def test_the_summary_line_comes_whole_and_before_the_note(tmp_path: Path) -> Non
         "duplicates skipped 0; truncations 0; undefined fields 0"
     )
     assert out[summary + 1].startswith("dead letters are in ledbelly_dead_letters")
+
+
+def test_the_systemd_units_run_commands_that_parse() -> None:
+    """Every unit's ExecStart is a ``ledbelly`` command line the CLI accepts as written
+    (the template's ``%i`` as process 1)."""
+    import shlex
+
+    from ledbelly.cli.main import main as cli
+
+    units = sorted((ROOT / "systemd").glob("*.service"))
+    assert any(u.name == "ledbelly-https@.service" for u in units)
+    for unit in units:
+        line = next(x for x in unit.read_text().splitlines() if x.startswith("ExecStart="))
+        argv = shlex.split(line.removeprefix("ExecStart=").replace("%i", "1"))
+        assert argv[0].endswith("/ledbelly"), unit.name
+        with cli.make_context("ledbelly", argv[1:]) as ctx:
+            command = cli.get_command(ctx, argv[1])
+            assert command is not None, unit.name
+            sub = command.make_context(argv[1], argv[2:], parent=ctx)
+            assert sub.params["config_path"].name.endswith(".yml"), unit.name
+            if "%i" in line:
+                assert sub.params["metrics_port"] == 9101 and str(sub.params["log_dir"]) == "log/1"
