@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, create_engine, text
 
 from ledbelly.db.engine import normalize_url, open_engine
@@ -22,6 +23,10 @@ from ledbelly.message import Message
 from ledbelly.pipeline import Pipeline, PipelineSettings
 
 ROOT = Path(__file__).resolve().parent.parent
+# The property tests check what comes out, not how fast: on a busy 2-core machine one
+# example of a flattener's twin test took over hypothesis's 200 ms deadline and failed.
+settings.register_profile("ledbelly", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ledbelly")
 # The parsed-schemas cache of this run, not the user's (~/.cache/ledbelly).
 os.environ.setdefault("LEDBELLY_CACHE_DIR", tempfile.mkdtemp(prefix="ledbelly-test-cache-"))
 SCHEMAS = ROOT / "schemas"
