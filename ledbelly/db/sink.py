@@ -54,6 +54,11 @@ from ledbelly.transform.coerce import clean_text
 # retried later, as a transient fault; once is the rule, a second time is rare.
 LEDGER_RACE_TRIES = 5
 
+# After a batch met messages already in the ledger, this many batches claim first (the
+# duplicates of a redelivery or a file ingested again come in runs) before the next
+# batch again expects to be all new.
+CLAIM_AFTER_CONFLICT = 16
+
 
 @dataclass
 class WriteReport:
@@ -106,6 +111,7 @@ class Sink:
         self._claims_with_returning = (
             self.dialect == "postgresql" and self.engine.dialect.driver == "psycopg2"
         )
+        self._claim_next = 0  # batches left to claim first since the last conflict
 
     # ----- writing ------------------------------------------------------------------------
 
@@ -175,6 +181,14 @@ class Sink:
         self, outcomes: list[Outcome], replay: bool, prepared: Prepared
     ) -> tuple[list[Outcome], list[Message]]:
         """The batch's one transaction: fresh outcomes written, duplicates found."""
+        if self._claims_with_returning and not replay:
+            if self._claim_next:
+                self._claim_next -= 1
+            else:
+                try:
+                    return self._all_new(outcomes, prepared)
+                except _LedgerRace:
+                    self._claim_next = CLAIM_AFTER_CONFLICT  # rolled back: claim instead
         for _ in range(LEDGER_RACE_TRIES):
             try:
                 with self.engine.begin() as conn:
@@ -188,6 +202,19 @@ class Sink:
             except _LedgerRace:
                 continue  # rolled back; the ledger now shows the other writer's messages
         raise TransientError("the ledger kept meeting messages other writers committed")
+
+    def _all_new(
+        self, outcomes: list[Outcome], prepared: Prepared
+    ) -> tuple[list[Outcome], list[Message]]:
+        """PostgreSQL, expecting no message of the batch in the ledger yet (the rule):
+        its ledger rows go in by plain COPY (small batches: in the one round trip of the
+        rows' INSERTs), with no ``ON CONFLICT`` check per row, which cost PostgreSQL
+        twice the COPY's time. A message already there fails the ledger's key, the
+        transaction rolls back with nothing written, and ``_LedgerRace`` says so."""
+        fresh, dups = _first_of_each(outcomes, {o.message.message_id for o in outcomes})
+        with self.engine.begin() as conn:
+            self._insert(conn, fresh, prepared=prepared)
+        return fresh, dups
 
     def _claim(
         self, conn: Connection, outcomes: list[Outcome]
@@ -267,14 +294,19 @@ class Sink:
         prepared: Prepared | None = None,
     ) -> None:
         now = _now()
+        together: list[bytes] = []  # small tables' INSERTs, sent in one round trip
         if not ledger_done:  # first: a race with another writer shows before any other work
             ledger = sorted((_ledger_row(o, now) for o in outcomes), key=_by_message_id)
-            try:
-                self.insert_rows(conn, self.tables.system[LEDGER], ledger)
-            except Exception as exc:
-                if _duplicate_key(exc):
-                    raise _LedgerRace from exc
-                raise
+            ledger_table = self.tables.system[LEDGER]
+            if self._bulk is copy_rows and len(ledger) < SMALL_TABLE_ROWS:
+                together.extend(insert_values(conn, ledger_table, ledger))
+            else:
+                try:
+                    self.insert_rows(conn, ledger_table, ledger)
+                except Exception as exc:
+                    if _duplicate_key(exc):
+                        raise _LedgerRace from exc
+                    raise
         tried = attempts or {}
         by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for o in outcomes:
@@ -289,7 +321,6 @@ class Sink:
             row["attempts"] = tried.get(o.message.message_id, 0) + 1
             row["last_attempt_at"] = now
             by_table[UNKNOWN_TABLE if o.kind == Kind.UNKNOWN else DEAD_LETTERS].append(row)
-        together: list[bytes] = []  # small tables' INSERTs, sent in one round trip
         for name, rows in by_table.items():
             table = self.tables.table_by_name(name)
             ahead = prepared.get(name) if prepared else None
@@ -299,7 +330,12 @@ class Sink:
                 together.extend(insert_values(conn, table, rows))
             else:
                 self.insert_rows(conn, table, rows)
-        send_together(conn, together)
+        try:
+            send_together(conn, together)
+        except Exception as exc:
+            if not ledger_done and _ledger_key_violated(exc):
+                raise _LedgerRace from exc
+            raise
 
     def insert_rows(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         """One bulk insert per table (COPY on PostgreSQL); rows of one table share keys."""
@@ -422,6 +458,13 @@ def _duplicate_key(exc: BaseException) -> bool:
         return args[0] in (1062, 1586)  # MySQL/MariaDB: duplicate entry for key
     text = str(orig).lower()  # SQLite, MSSQL, Oracle (ORA-00001: unique constraint)
     return "unique constraint" in text or "duplicate key" in text
+
+
+def _ledger_key_violated(exc: BaseException) -> bool:
+    """A duplicate in the ledger, not in an event table (psycopg2 names the table)."""
+    orig = getattr(exc, "orig", None) or exc
+    diag = getattr(orig, "diag", None)
+    return _duplicate_key(exc) and getattr(diag, "table_name", None) == LEDGER
 
 
 def _chunks(ids: list[str], size: int = 900) -> list[list[str]]:
