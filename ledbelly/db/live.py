@@ -11,8 +11,9 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, Table, inspect
+from sqlalchemy import Column, Connection, Engine, MetaData, Table, inspect
 from sqlalchemy import exc as sa_exc
 
 from ledbelly.db.errors import classify_db_error
@@ -91,18 +92,27 @@ class LiveTables:
 
     def _add_system_columns(self, conn: Connection, existing: set[str]) -> None:
         """Columns a newer ledbelly added to its own tables (replay's ``attempts``), added
-        to an older database's: they are nullable, and nothing else writes these tables."""
+        to an older database's: they are nullable, and nothing else writes these tables.
+        Looked for again under the DDL lock, which processes upgraded together share."""
         present = [t for t in self.system.values() if t.name in existing]
-        found = _column_names(conn, [t.name for t in present])  # one query, not one a table
-        for table in present:
-            have = {name.lower() for name in found.get(table.name, ())}
-            for column in table.columns:
-                if column.name.lower() not in have:
+        if self._missing_columns(conn, present):
+            with ddl_lock(conn):
+                for table, column in self._missing_columns(conn, present):
                     from ledbelly.db.evolve import add_column_statement  # seldom needed
 
                     conn.exec_driver_sql(add_column_statement(table, column, conn.dialect))
                     log.info("added column %s.%s for this ledbelly", table.name, column.name)
+                conn.commit()
         conn.commit()
+
+    @staticmethod
+    def _missing_columns(conn: Connection, tables: list[Table]) -> list[tuple[Table, Column[Any]]]:
+        found = _column_names(conn, [t.name for t in tables])  # one query, not one a table
+        out: list[tuple[Table, Column[Any]]] = []
+        for table in tables:
+            have = {name.lower() for name in found.get(table.name, ())}
+            out.extend((table, c) for c in table.columns if c.name.lower() not in have)
+        return out
 
     def _preload_live_columns(self, existing: set[str]) -> None:
         """Every existing event table's columns in one query, not one query per table."""
