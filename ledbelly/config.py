@@ -156,11 +156,9 @@ class WorkerOptions:
     dead_letter_policy: str = "table"
     housekeeping_interval: float = 1.0
 
-    def resolved(self, dialect: str) -> WorkerOptions:
-        """These options with the writer count settled for ``dialect``."""
-        if self.writers is not None:
-            return self
-        return replace(self, writers=default_writers(dialect))
+    def writer_count(self, dialect: str) -> int:
+        """Writer threads for ``dialect``: the ``writers`` key, else ``default_writers``."""
+        return self.writers if self.writers is not None else default_writers(dialect)
 
 
 def default_writers(dialect: str) -> int:

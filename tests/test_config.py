@@ -160,8 +160,8 @@ def test_ledbelly_services_turn_on_extensions(tmp_path: Path) -> None:
 def test_writers_default_to_two_on_a_server_and_one_on_sqlite() -> None:
     worker = daemon_settings_from_dict({"queues": ["q"]}).worker
     assert worker.writers is None
-    assert worker.resolved("postgresql").writers == 2
-    assert worker.resolved("mysql").writers == 2
-    assert worker.resolved("sqlite").writers == 1
+    assert worker.writer_count("postgresql") == 2
+    assert worker.writer_count("mysql") == 2
+    assert worker.writer_count("sqlite") == 1
     chosen = daemon_settings_from_dict({"queues": ["q"], "writers": 3}).worker
-    assert chosen.resolved("sqlite").writers == 3
+    assert chosen.writer_count("sqlite") == 3

@@ -36,7 +36,7 @@ def build_daemon(
     pool_size: int | None = None,
 ) -> Daemon:
     """Everything ``ledbelly run`` needs, wired, not yet started."""
-    writers = settings.worker.resolved(url.get_backend_name()).writers or 1
+    writers = settings.worker.writer_count(url.get_backend_name())
     pipeline = Pipeline(
         PipelineSettings(
             url=url,

@@ -92,7 +92,8 @@ class Daemon:
     ) -> None:
         self.pipeline = pipeline
         self.bindings = list(bindings)
-        self.options = (options or WorkerOptions()).resolved(pipeline.tables.dialect)
+        self.options = options or WorkerOptions()
+        self.writer_count = self.options.writer_count(pipeline.tables.dialect)
         self.metrics = metrics or Metrics()
         self.notifier = notifier or Notifier(None)
         self.status = status
@@ -131,7 +132,7 @@ class Daemon:
         ]
         self._writers = [
             threading.Thread(target=self._write_loop, name=f"ledbelly-writer-{i}", daemon=True)
-            for i in range(self.options.writers or 1)
+            for i in range(self.writer_count)
         ]
         self._keeper = threading.Thread(
             target=self._housekeeping, name="ledbelly-housekeeping", daemon=True
@@ -145,7 +146,7 @@ class Daemon:
             "consuming %s with %d pollers, %d writer(s), batches of %d",
             ", ".join(b.source.name for b in self.bindings),
             total,
-            self.options.writers,
+            self.writer_count,
             self.options.batch_size,
         )
 
