@@ -62,12 +62,27 @@ def copy_payload(
     """``copy_text``, or with the compiled kernel and ``utf8`` its UTF-8 bytes: what
     psycopg2 sends, without making a string first and encoding it after."""
     if _KERNEL is not None:
-        names = tuple(columns)
-        return _KERNEL.render_rows(  # type: ignore[no-any-return]
-            rows, names, tuple(c in times for c in names), copy_line_slow, utf8
-        )
+        payload = _kernel_render(rows, tuple(columns), times, utf8)
+        assert payload is not None  # only a check of the rows' columns gives None
+        return payload
     render = _renderer(tuple(columns), times)
     return "".join([render(row) for row in rows])
+
+
+def _kernel_render(
+    rows: list[dict[str, Any]],
+    columns: tuple[str, ...],
+    times: frozenset[str],
+    utf8: bool,
+    exact: bool = False,
+) -> str | bytes | None:
+    """The compiled renderer; with ``exact`` it checks each row has exactly ``columns``
+    (in that order) and gives None at the first that does not."""
+    assert _KERNEL is not None
+    is_time = tuple(c in times for c in columns)
+    return _KERNEL.render_rows(  # type: ignore[no-any-return]
+        rows, columns, is_time, copy_line_slow, utf8, exact
+    )
 
 
 def copy_line_slow(values: tuple[Any, ...]) -> str:
@@ -249,10 +264,7 @@ def render_ahead(table: Table, rows: list[dict[str, Any]]) -> RenderedRows | Non
         return None
     if _KERNEL is not None:  # checks the rows' columns as it renders them
         columns = tuple(rows[0])
-        times = time_columns(table, columns)
-        payload = _KERNEL.render_rows(
-            rows, columns, tuple(c in times for c in columns), copy_line_slow, True, True
-        )
+        payload = _kernel_render(rows, columns, time_columns(table, columns), True, exact=True)
         return None if payload is None else RenderedRows(table, rows, columns, payload)
     groups = by_columns(rows)
     if len(groups) != 1:
