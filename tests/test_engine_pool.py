@@ -6,6 +6,7 @@ idle in the pool; the next checkout must hand out a working connection, not an e
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -49,32 +50,32 @@ def _pings(engine: Engine) -> list[int]:
     return calls
 
 
-def test_a_connection_killed_while_idle_is_replaced_at_checkout(
-    server_db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def pooled(server_db_url: str) -> Iterator[Engine]:
+    """A pooled engine as ledbelly opens it, on PostgreSQL and on MariaDB."""
     engine = open_engine(normalize_url(server_db_url), pool_size=2)
-    try:
-        pings = _pings(engine)
-        monkeypatch.setattr(engine_module, "PING_AFTER_IDLE", 0.0)  # every checkout is "idle"
-        pid = _backend_pid(engine)
-        _kill(engine, pid)
-        assert _backend_pid(engine) != pid  # a new session, no error
-        assert pings, "the idle connection was not pinged"
-    finally:
-        engine.dispose()
+    yield engine
+    engine.dispose()
+
+
+def test_a_connection_killed_while_idle_is_replaced_at_checkout(
+    pooled: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pings = _pings(pooled)
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE", 0.0)  # every checkout is "idle"
+    pid = _backend_pid(pooled)
+    _kill(pooled, pid)
+    assert _backend_pid(pooled) != pid  # a new session, no error
+    assert pings, "the idle connection was not pinged"
 
 
 def test_a_connection_used_moments_ago_is_not_pinged(
-    server_db_url: str, monkeypatch: pytest.MonkeyPatch
+    pooled: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = open_engine(normalize_url(server_db_url), pool_size=2)
-    try:
-        pings = _pings(engine)
-        monkeypatch.setattr(engine_module, "PING_AFTER_IDLE", 3600.0)
-        checkouts: list[int] = []
-        event.listen(engine, "checkout", lambda *_: checkouts.append(1))
-        pids = {_backend_pid(engine) for _ in range(5)}
-        assert len(checkouts) == 5 and len(pids) == 1  # one pooled connection, reused
-        assert pings == []
-    finally:
-        engine.dispose()
+    pings = _pings(pooled)
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE", 3600.0)
+    checkouts: list[int] = []
+    event.listen(pooled, "checkout", lambda *_: checkouts.append(1))
+    pids = {_backend_pid(pooled) for _ in range(5)}
+    assert len(checkouts) == 5 and len(pids) == 1  # one pooled connection, reused
+    assert pings == []
