@@ -102,8 +102,7 @@ class LiveTables:
 
                     conn.exec_driver_sql(add_column_statement(table, column, conn.dialect))
                     log.info("added column %s.%s for this ledbelly", table.name, column.name)
-                conn.commit()
-        conn.commit()
+        conn.commit()  # PostgreSQL's lock ends with this transaction
 
     @staticmethod
     def _missing_columns(conn: Connection, tables: list[Table]) -> list[tuple[Table, Column[Any]]]:
